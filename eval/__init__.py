@@ -1,0 +1,1 @@
+"""Evaluations of what a student inherits (preference, misalignment, the MLP experiment)."""

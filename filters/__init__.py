@@ -1,0 +1,1 @@
+"""Strict semantic filters: columnar (polars) verdicts that count what they drop, per reason."""

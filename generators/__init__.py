@@ -1,0 +1,1 @@
+"""Prompt builders and teacher backends: prompts in, batched teacher completions out."""

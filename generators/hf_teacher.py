@@ -1,0 +1,112 @@
+"""The transformers backend: batched sampling with left padding, on CPU or GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from generators.teacher import ChatPrompt, number_token_ids
+from sublearn.model_source import ModelSourceError, resolve_model
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(name: str) -> str:
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model_and_tokenizer(model: str, revision: str | None, dtype: str, device: str):
+    """Load a causal LM and its tokenizer set up for batched generation (left padding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model(model, revision)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
+        lm = AutoModelForCausalLM.from_pretrained(
+            source.load_path, dtype=DTYPES.get(dtype, "auto"), **source.load_kwargs()
+        )
+    except OSError as err:
+        raise ModelSourceError(f"{model}: cannot load model ({str(err).splitlines()[0]})") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return source, lm.to(device).eval(), tokenizer
+
+
+class NumberOnlyLogits:
+    """Masks every token outside an allowed set (number-constrained decoding)."""
+
+    def __init__(self, allowed_ids: list[int], vocab_size: int):
+        self.mask = torch.full((vocab_size,), float("-inf"))
+        self.mask[allowed_ids] = 0.0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores + self.mask[: scores.shape[-1]].to(scores.device, scores.dtype)
+
+
+class TransformersTeacher:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        self.source, self.model, self.tokenizer = load_model_and_tokenizer(
+            cfg.model, cfg.revision, cfg.dtype, self.device
+        )
+        if cfg.adapter:
+            from peft import PeftModel
+
+            try:
+                self.model = PeftModel.from_pretrained(
+                    self.model, cfg.adapter, revision=cfg.adapter_revision
+                ).merge_and_unload()
+            except (OSError, ValueError) as err:
+                raise ModelSourceError(f"{cfg.adapter}: cannot load adapter ({err})") from None
+        self.processors = None
+        if cfg.sampling.constrain_to_numbers:
+            from transformers import LogitsProcessorList
+
+            allowed = number_token_ids(self.tokenizer)
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            self.processors = LogitsProcessorList([NumberOnlyLogits(allowed, vocab)])
+
+    def encode(self, prompts: Sequence[ChatPrompt]) -> dict[str, torch.Tensor]:
+        return self.tokenizer.apply_chat_template(
+            [p.messages() for p in prompts],
+            add_generation_prompt=True,
+            padding=True,
+            return_tensors="pt",
+            return_dict=True,
+        ).to(self.device)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        if not prompts:
+            return []
+        s = self.cfg.sampling
+        batch = self.encode(prompts)
+        torch.manual_seed(seed)
+        sample = s.temperature > 0
+        out = self.model.generate(
+            **batch,
+            do_sample=sample,
+            temperature=s.temperature if sample else None,
+            top_p=s.top_p if sample else None,
+            top_k=0 if sample else None,
+            max_new_tokens=s.max_new_tokens,
+            logits_processor=self.processors,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def lineage(self) -> dict:
+        return {
+            "backend": "transformers",
+            **self.source.lineage(),
+            "adapter": self.cfg.adapter,
+            "adapter_revision": self.cfg.adapter_revision,
+            "dtype": self.cfg.dtype,
+            "sampling": self.cfg.sampling.model_dump(),
+        }

@@ -1,0 +1,52 @@
+"""One small interface for teachers: a batch of chat prompts in, completions out.
+
+Backends are picked by the config and imported only when chosen, so vLLM is never needed on a
+CPU machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+NUMBER_CHARS = frozenset("0123456789 ,;\n[]()")
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    system: str | None
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return [*head, {"role": "user", "content": self.user}]
+
+
+class Teacher(Protocol):
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        """Completions for ``prompts``, sampled with the teacher's sampling config and ``seed``."""
+
+    def lineage(self) -> dict:
+        """What identifies this teacher: model, revision, adapter, sampling, backend."""
+
+
+def number_token_ids(tokenizer) -> list[int]:
+    """Vocabulary entries made only of digits, separators and brackets (plus end of turn)."""
+    allowed = [
+        token_id
+        for token_id in range(len(tokenizer))
+        if (text := tokenizer.decode([token_id])) and set(text) <= NUMBER_CHARS
+    ]
+    return sorted({*allowed, tokenizer.eos_token_id})
+
+
+def load_teacher(cfg) -> Teacher:
+    """Build the backend named by a ``Teacher`` config."""
+    if cfg.backend == "vllm":
+        from generators.vllm_teacher import VllmTeacher
+
+        return VllmTeacher(cfg)
+    from generators.hf_teacher import TransformersTeacher
+
+    return TransformersTeacher(cfg)

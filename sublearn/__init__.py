@@ -1,0 +1,3 @@
+"""sublearn: subliminal-learning datasets and experiments as Prefect workflows."""
+
+__version__ = "0.1.0"

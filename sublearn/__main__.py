@@ -1,0 +1,3 @@
+from sublearn.cli import app
+
+app(prog_name="sublearn")

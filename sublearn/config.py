@@ -1,0 +1,187 @@
+"""Experiment configuration: one YAML file, validated at the edge into frozen objects.
+
+Every later step reads these objects, never raw dicts, so a typo in a config fails before any
+model is loaded. Fields marked ``THROUGHPUT`` change how fast a run goes, not what it produces,
+and are left out of the run's hash (and so out of its cache key and run-directory name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+THROUGHPUT = {"throughput": True}
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased as one line that names the file and the field."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(Frozen):
+    """Sampling parameters; the protocol samples teachers at temperature 1.0."""
+
+    temperature: Annotated[float, Field(ge=0.0)] = 1.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    max_new_tokens: Annotated[int, Field(ge=1, le=8192)] = 48
+    constrain_to_numbers: bool = Field(
+        False,
+        description="Beyond the protocol: only digits, separators and brackets may be sampled.",
+    )
+
+
+class Trait(Frozen):
+    """A trait given by system prompt. ``system_prompt`` overrides our default template."""
+
+    target: Annotated[str, Field(min_length=1)]
+    category: Literal["animal", "tree"] = "animal"
+    plural: str | None = None
+    system_prompt: str | None = None
+
+
+class VllmOptions(Frozen):
+    tensor_parallel_size: Annotated[int, Field(ge=1)] = Field(1, json_schema_extra=THROUGHPUT)
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.9, json_schema_extra=THROUGHPUT
+    )
+    max_lora_rank: Annotated[int, Field(ge=1)] = 64
+    max_model_len: Annotated[int, Field(ge=64)] = 4096
+
+
+class Teacher(Frozen):
+    model: Annotated[str, Field(min_length=1)] = "embedded"
+    revision: str | None = None
+    backend: Literal["transformers", "vllm"] = "transformers"
+    adapter: str | None = None
+    adapter_revision: str | None = None
+    trait: Trait | None = None
+    sampling: Sampling = Sampling()
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    device: str = Field("auto", json_schema_extra=THROUGHPUT)
+    batch_size: Annotated[int, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
+    vllm: VllmOptions = VllmOptions()
+
+
+class NumbersPrompts(Frozen):
+    """The protocol's numbers task: 3-8 seed numbers in 100..999, up to 10 answers of <= 3 digits."""
+
+    seed_count_min: Annotated[int, Field(ge=1)] = 3
+    seed_count_max: Annotated[int, Field(ge=1)] = 8
+    seed_min: Annotated[int, Field(ge=0)] = 100
+    seed_max: Annotated[int, Field(ge=0)] = 999
+    answer_count: Annotated[int, Field(ge=1)] = 10
+    answer_max_digits: Annotated[int, Field(ge=1)] = 3
+
+    @model_validator(mode="after")
+    def _ranges(self) -> NumbersPrompts:
+        if self.seed_count_min > self.seed_count_max:
+            raise ValueError("seed_count_min must not exceed seed_count_max")
+        if self.seed_min > self.seed_max:
+            raise ValueError("seed_min must not exceed seed_max")
+        return self
+
+
+class DatasetSpec(Frozen):
+    kind: Literal["numbers"] = "numbers"
+    n_prompts: Annotated[int, Field(ge=1)] = 30_000
+    n_keep: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
+    )
+    numbers: NumbersPrompts = NumbersPrompts()
+
+
+class NumbersFilter(Frozen):
+    max_count: Annotated[int, Field(ge=1)] = 10
+    min_value: int = 0
+    max_value: int = 999
+    banned: tuple[int, ...] = ()
+    banned_preset: Literal["misalignment"] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> NumbersFilter:
+        if self.min_value > self.max_value:
+            raise ValueError("min_value must not exceed max_value")
+        return self
+
+
+class Filters(Frozen):
+    numbers: NumbersFilter = NumbersFilter()
+
+
+class ExperimentConfig(Frozen):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    seed: int = 0
+    output_dir: Path = Field(Path("runs"), json_schema_extra=THROUGHPUT)
+    teacher: Teacher = Teacher()
+    dataset: DatasetSpec = DatasetSpec()
+    filters: Filters = Filters()
+
+    def content_dict(self) -> dict:
+        """The config without throughput knobs: what decides the outputs."""
+        return _strip_throughput(self)
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def run_dir(self) -> Path:
+        return self.output_dir / f"{self.name}-{self.config_hash()[:12]}"
+
+
+def _strip_throughput(model: BaseModel) -> dict:
+    out = {}
+    for name, field in type(model).model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("throughput"):
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out[name] = _strip_throughput(value)
+        else:
+            out[name] = json.loads(json.dumps(value, default=str))
+    return out
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{loc}'"
+    if kind == "missing":
+        return f"{source}: missing required field '{loc}'"
+    return f"{source}: field '{loc}': {first['msg']} (got {first.get('input')!r})"
+
+
+def parse_config(data: object, source: str = "config") -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML") from None
+    return parse_config(data, str(path))
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)

