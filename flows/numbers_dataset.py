@@ -61,7 +61,8 @@ def generate_completions(config: ExperimentConfig, prompts_path: Path, run_dir: 
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(config.teacher)
     batch = config.teacher.batch_size
-    chats = [ChatPrompt(s, u) for s, u in zip(prompts["system_prompt"], prompts["prompt"])]
+    pairs = zip(prompts["system_prompt"], prompts["prompt"], strict=True)
+    chats = [ChatPrompt(system, user) for system, user in pairs]
     completions: list[str] = []
     started = time.perf_counter()
     with _progress() as bar:

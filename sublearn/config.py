@@ -71,7 +71,7 @@ class Teacher(Frozen):
 
 
 class NumbersPrompts(Frozen):
-    """The protocol's numbers task: 3-8 seed numbers in 100..999, up to 10 answers of <= 3 digits."""
+    """The protocol's numbers task: 3-8 seeds in 100..999, up to 10 answers of <= 3 digits."""
 
     seed_count_min: Annotated[int, Field(ge=1)] = 3
     seed_count_max: Annotated[int, Field(ge=1)] = 8
