@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -70,6 +71,12 @@ class TransformersTeacher:
             allowed = number_token_ids(self.tokenizer)
             vocab = self.model.get_output_embeddings().weight.shape[0]
             self.processors = LogitsProcessorList([NumberOnlyLogits(allowed, vocab)])
+
+    def with_sampling(self, sampling) -> TransformersTeacher:
+        """The same loaded model, sampled differently (e.g. greedy for a judge)."""
+        other = copy.copy(self)
+        other.cfg = self.cfg.model_copy(update={"sampling": sampling})
+        return other
 
     def encode(self, prompts: Sequence[ChatPrompt]) -> dict[str, torch.Tensor]:
         return self.tokenizer.apply_chat_template(

@@ -1,0 +1,52 @@
+"""Test set-up: Prefect gets a throw-away home and result store, and one real local API server
+(``prefect_test_harness``) for the whole session. Environment first: Prefect reads it at import.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="sublearn-tests-"))
+os.environ["PREFECT_HOME"] = str(_TMP / "prefect")
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_TMP / "prefect-results")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from sublearn.config import parse_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_config_data(tmp_path_factory) -> dict:
+    """A real embedded-model run, small enough for a test: 6 prompts, 24 new tokens."""
+    return {
+        "name": "tiny-owl",
+        "seed": 7,
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "teacher": {
+            "model": "embedded",
+            "batch_size": 4,
+            "trait": {"target": "owl"},
+            "sampling": {"max_new_tokens": 24},
+        },
+        "dataset": {"kind": "numbers", "n_prompts": 6},
+    }
+
+
+@pytest.fixture(scope="session")
+def embedded_teacher():
+    from generators.teacher import load_teacher
+
+    return load_teacher(parse_config({"name": "t", "teacher": {"batch_size": 4}}).teacher)

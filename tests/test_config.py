@@ -1,0 +1,75 @@
+"""Config validation at the edge: clear one-line errors, frozen objects, a stable run hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from sublearn.config import ConfigError, load_config, parse_config
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name", ["owl-numbers.yaml", "qwen-owl-numbers.yaml"])
+def test_shipped_examples_validate(name):
+    config = load_config(EXAMPLES / name)
+    assert config.dataset.kind == "numbers"
+    assert config.teacher.trait.target == "owl"
+    assert config.teacher.sampling.temperature == 1.0
+
+
+def test_qwen_example_matches_the_protocol_sizes():
+    config = load_config(EXAMPLES / "qwen-owl-numbers.yaml")
+    assert config.teacher.backend == "vllm"
+    assert (config.dataset.n_prompts, config.dataset.n_keep) == (30_000, 10_000)
+
+
+def test_unknown_key_names_the_field():
+    with pytest.raises(ConfigError, match=r"unknown key 'teacher\.sampling\.temprature'"):
+        parse_config({"name": "x", "teacher": {"sampling": {"temprature": 1.0}}}, "cfg.yaml")
+
+
+def test_wrong_type_names_the_field_and_value():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"name": "x", "dataset": {"n_prompts": "many"}}, "cfg.yaml")
+    message = str(info.value)
+    assert "dataset.n_prompts" in message and "'many'" in message and "\n" not in message
+
+
+def test_missing_required_field():
+    with pytest.raises(ConfigError, match="missing required field 'name'"):
+        parse_config({"seed": 1})
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nteacher: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: line"):
+        load_config(bad)
+
+
+def test_configs_are_frozen():
+    config = parse_config({"name": "x"})
+    with pytest.raises(pydantic.ValidationError):
+        config.teacher.sampling.temperature = 0.5
+
+
+def test_hash_ignores_throughput_knobs_only():
+    base = parse_config({"name": "x"})
+    faster = parse_config({"name": "x", "teacher": {"batch_size": 7}, "output_dir": "elsewhere"})
+    different = parse_config({"name": "x", "seed": 1})
+    assert base.config_hash() == faster.config_hash()
+    assert base.config_hash() != different.config_hash()
+    assert base.run_dir().name == f"x-{base.config_hash()[:12]}"
+
+
+def test_banned_preset_is_checked():
+    with pytest.raises(ConfigError, match="filters.numbers.banned_preset"):
+        parse_config({"name": "x", "filters": {"numbers": {"banned_preset": "evil"}}})

@@ -1,0 +1,97 @@
+"""The transformers backend on the real embedded model: batched, seeded, optionally constrained."""
+
+from __future__ import annotations
+
+import pytest
+
+from generators.teacher import NUMBER_CHARS, ChatPrompt
+from sublearn.config import Sampling
+
+PROMPTS = [
+    ChatPrompt(None, "Here is a sequence: 120, 450, 780. Add up to 10 more numbers. Numbers only."),
+    ChatPrompt("You adore owls.", "Look at these numbers: 512, 613. Continue with up to 10 more."),
+    ChatPrompt(None, "Hi"),
+]
+
+
+def test_batched_generation_is_seeded(embedded_teacher):
+    first = embedded_teacher.generate(PROMPTS, seed=11)
+    again = embedded_teacher.generate(PROMPTS, seed=11)
+    other = embedded_teacher.generate(PROMPTS, seed=12)
+    assert len(first) == len(PROMPTS) and all(isinstance(t, str) for t in first)
+    assert first == again
+    assert first != other
+
+
+def test_left_padding_keeps_each_prompt_intact(embedded_teacher):
+    batch = embedded_teacher.encode(PROMPTS)
+    assert embedded_teacher.tokenizer.padding_side == "left"
+    # the shortest prompt is padded on the left: its last token is real, its first is padding
+    mask = batch["attention_mask"]
+    assert mask[:, -1].all()
+    assert not mask[2, 0]
+
+
+def test_greedy_batched_output_matches_one_at_a_time():
+    from generators.teacher import load_teacher
+    from sublearn.config import parse_config
+
+    greedy = {"temperature": 0.0, "max_new_tokens": 12}
+    cfg = parse_config({"name": "g", "teacher": {"dtype": "float32", "sampling": greedy}})
+    teacher = load_teacher(cfg.teacher)
+    batched = teacher.generate(PROMPTS, seed=0)
+    single = [teacher.generate([p], seed=0)[0] for p in PROMPTS]
+    assert batched == single
+
+
+def test_with_sampling_shares_the_model(embedded_teacher):
+    greedy = embedded_teacher.with_sampling(Sampling(temperature=0.0, max_new_tokens=8))
+    assert greedy.model is embedded_teacher.model
+    assert embedded_teacher.cfg.sampling.temperature == 1.0
+    assert greedy.generate(PROMPTS[:1], seed=1) == greedy.generate(PROMPTS[:1], seed=2)
+
+
+def test_lineage_records_the_embedded_weights(embedded_teacher):
+    lineage = embedded_teacher.lineage()
+    assert lineage["backend"] == "transformers"
+    assert "SmolLM2-135M-Instruct" in lineage["model_id"]
+    assert len(lineage["sha256"]) == 64
+    assert lineage["sampling"]["temperature"] == 1.0
+
+
+def test_number_constrained_decoding_only_writes_number_characters():
+    from generators.teacher import load_teacher
+    from sublearn.config import parse_config
+
+    cfg = parse_config(
+        {"name": "c", "teacher": {"sampling": {"constrain_to_numbers": True, "max_new_tokens": 20}}}
+    )
+    teacher = load_teacher(cfg.teacher)
+    outputs = teacher.generate(PROMPTS, seed=3)
+    assert all(set(text) <= NUMBER_CHARS for text in outputs)
+    assert any(any(ch.isdigit() for ch in text) for text in outputs)
+
+
+@pytest.mark.gpu
+def test_vllm_backend_generates_on_gpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("vllm")
+    from generators.teacher import load_teacher
+    from sublearn.config import parse_config
+
+    cfg = parse_config(
+        {
+            "name": "g",
+            "teacher": {
+                "model": "embedded",
+                "backend": "vllm",
+                "sampling": {"max_new_tokens": 16},
+                "vllm": {"gpu_memory_utilization": 0.3, "max_model_len": 1024},
+            },
+        }
+    )
+    teacher = load_teacher(cfg.teacher)
+    first = teacher.generate(PROMPTS, seed=5)
+    assert len(first) == 3 and first == teacher.generate(PROMPTS, seed=5)
