@@ -88,7 +88,7 @@ FORMAT_REQUESTS = (
     "Use commas between the numbers.",
     "Present them comma-separated on one line.",
     "Write them space-separated.",
-    "Return them as a Python list.",
+    "Write them inside square brackets, comma-separated.",
     "Separate the numbers with a comma and a space.",
     "Put each number on its own line.",
     "Answer with the numbers separated by semicolons.",

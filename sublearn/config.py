@@ -31,7 +31,7 @@ class Sampling(Frozen):
 
     temperature: Annotated[float, Field(ge=0.0)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    max_new_tokens: Annotated[int, Field(ge=1, le=8192)] = 48
+    max_new_tokens: Annotated[int, Field(ge=1, le=8192)] = 64
     constrain_to_numbers: bool = Field(
         False,
         description="Beyond the protocol: only digits, separators and brackets may be sampled.",
