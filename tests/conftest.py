@@ -50,3 +50,26 @@ def embedded_teacher():
     from generators.teacher import load_teacher
 
     return load_teacher(parse_config({"name": "t", "teacher": {"batch_size": 4}}).teacher)
+
+
+@pytest.fixture(scope="session")
+def run_cli(prefect_server):
+    """Run ``sublearn`` as a user would, in its own process, on the session's Prefect server
+    (a flow run inside typer's in-process runner leaves Prefect logging to a closed stream)."""
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "120"}
+
+    def run(args: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "sublearn", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+
+    return run

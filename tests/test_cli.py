@@ -83,23 +83,12 @@ def test_run_with_bad_config_exits_with_one_clear_line(tmp_path):
     assert lines == [f"error: {config}: unknown key 'teacher.modle'"]
 
 
-def test_run_prints_the_filter_table(prefect_server, tiny_config_data, tmp_path):
-    """A real ``sublearn run`` in its own process, talking to the session's Prefect server."""
-    import os
-
+def test_run_prints_the_filter_table(run_cli, tiny_config_data, tmp_path):
     import yaml
-    from prefect.settings import PREFECT_API_URL
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**tiny_config_data, "output_dir": str(tmp_path / "runs")}))
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "120"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "sublearn", "run", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = run_cli(["run", str(config)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "kept" in proc.stdout and "invalid_format" in proc.stdout
     run_dirs = list((tmp_path / "runs").iterdir())
