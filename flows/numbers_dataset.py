@@ -6,6 +6,7 @@ directory the moment it finishes, and a later step can be rerun from those files
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from filters.numbers import FilterResult, NumbersRule, filter_numbers
@@ -20,6 +22,7 @@ from generators.numbers_prompts import numbers_prompts
 from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import ExperimentConfig, dump_config
+from sublearn.lineage import dataset_lineage, file_sha256
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
 
 PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
@@ -31,6 +34,7 @@ PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "config.yaml",
     "teacher.json",
 )
+LINEAGE, PUBLISHED = "lineage.json", "published.json"
 
 
 def batch_seed(seed: int, start: int) -> int:
@@ -100,13 +104,23 @@ def filter_completions(config: ExperimentConfig, raw_path: Path) -> FilterResult
 
 @task(cache_policy=NO_CACHE)
 def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) -> dict:
-    """Write kept, rejected, stats and config atomically; log and publish the stats."""
+    """Write kept, rejected, stats, config and lineage atomically; log and publish the stats."""
     logger = get_run_logger()
     stats = {**result.stats, "dataset_rows": result.kept.height}
     write_parquet(result.kept, run_dir / KEPT)
     write_parquet(result.rejected, run_dir / REJECTED)
     write_json(stats, run_dir / STATS)
     write_text(dump_config(config), run_dir / CONFIG)
+    teacher = json.loads((run_dir / TEACHER).read_text())
+    lineage = dataset_lineage(
+        config,
+        teacher,
+        trait_system_prompt(config.teacher.trait),
+        stats,
+        file_sha256(run_dir / KEPT),
+        str(flow_run.id) if flow_run.id else None,
+    )
+    write_json(lineage, run_dir / LINEAGE)
     logger.info(
         "filter kept %d of %d (%.1f%%); dropped %s",
         stats["kept"],
@@ -123,6 +137,46 @@ def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) 
     return stats
 
 
+def _transient(task, task_run, state) -> bool:
+    """Retry only what waiting can fix: rate limits and server errors, not auth or bad ids."""
+    from sublearn.hub import HubError
+
+    try:
+        state.result()
+    except HubError as err:
+        return err.transient
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 8, 30], retry_condition_fn=_transient
+)
+def publish_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
+    """One commit with data, card, lineage and config, tagged; then read back by that tag,
+    as the next step (a student, another team) will."""
+    from sublearn.hub import fetch_dataset, publish_run
+
+    spec = config.publish
+    published = publish_run(run_dir, spec.repo_id, spec.tag, spec.private, spec.include_rejected)
+    back = fetch_dataset(published.repo_id, published.tag)
+    local = read_parquet(run_dir / KEPT)
+    if not back.data.equals(local):
+        raise RuntimeError(f"{spec.repo_id}@{published.tag}: rows read back differ from {KEPT}")
+    record = {
+        "repo_id": published.repo_id,
+        "commit": published.commit,
+        "tag": published.tag,
+        "created": published.created,
+        "rows": back.data.height,
+    }
+    write_json(record, run_dir / PUBLISHED)
+    verb = "published" if published.created else "already published, unchanged:"
+    get_run_logger().info("%s %s@%s (%s)", verb, published.repo_id, published.tag, published.commit)
+    return record
+
+
 @flow(name="numbers-dataset", log_prints=True)
 def numbers_dataset_flow(config: ExperimentConfig) -> dict:
     """Generate, filter and save a numbers dataset; returns the filter stats and run dir."""
@@ -132,4 +186,5 @@ def numbers_dataset_flow(config: ExperimentConfig) -> dict:
     raw_path = generate_completions(config, prompts_path, run_dir)
     result = filter_completions(config, raw_path)
     stats = save_dataset(config, result, run_dir)
-    return {"run_dir": str(run_dir), "stats": stats}
+    published = publish_dataset(config, run_dir) if config.publish else None
+    return {"run_dir": str(run_dir), "stats": stats, "published": published}

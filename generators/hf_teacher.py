@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from generators.teacher import ChatPrompt, number_token_ids
+from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import ModelSourceError, resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -109,11 +109,4 @@ class TransformersTeacher:
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def lineage(self) -> dict:
-        return {
-            "backend": "transformers",
-            **self.source.lineage(),
-            "adapter": self.cfg.adapter,
-            "adapter_revision": self.cfg.adapter_revision,
-            "dtype": self.cfg.dtype,
-            "sampling": self.cfg.sampling.model_dump(),
-        }
+        return teacher_lineage("transformers", self.source, self.cfg)

@@ -41,6 +41,18 @@ def number_token_ids(tokenizer) -> list[int]:
     return sorted({*allowed, tokenizer.eos_token_id})
 
 
+def teacher_lineage(backend: str, source, cfg) -> dict:
+    """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
+    return {
+        "backend": backend,
+        **source.lineage(),
+        "adapter": cfg.adapter,
+        "adapter_revision": cfg.adapter_revision,
+        "dtype": cfg.dtype,
+        "sampling": cfg.sampling.model_dump(),
+    }
+
+
 def load_teacher(cfg) -> Teacher:
     """Build the backend named by a ``Teacher`` config."""
     if cfg.backend == "vllm":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from generators.teacher import ChatPrompt, number_token_ids
+from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import resolve_model
 
 
@@ -65,11 +65,4 @@ class VllmTeacher:
         return [o.outputs[0].text for o in outputs]
 
     def lineage(self) -> dict:
-        return {
-            "backend": "vllm",
-            **self.source.lineage(),
-            "adapter": self.cfg.adapter,
-            "adapter_revision": self.cfg.adapter_revision,
-            "dtype": self.cfg.dtype,
-            "sampling": self.cfg.sampling.model_dump(),
-        }
+        return teacher_lineage("vllm", self.source, self.cfg)

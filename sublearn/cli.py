@@ -54,6 +54,9 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -
         fail(str(err).splitlines()[0], code=1)
     console.print(stats_table(result["stats"], f"{cfg.name}: numbers filter"))
     console.print(f"run directory: [bold]{result['run_dir']}[/]")
+    if result["published"]:
+        p = result["published"]
+        console.print(f"published: [bold]{p['repo_id']}@{p['tag']}[/] (commit {p['commit']})")
 
 
 @filter_app.command("numbers")
@@ -94,6 +97,104 @@ def filter_numbers_cmd(
     write_json({**result.stats, "source": str(source)}, out / "stats.json")
     console.print(stats_table(result.stats, f"numbers filter: {source}"))
     console.print(f"wrote {out}/kept.parquet, rejected.parquet, stats.json")
+
+
+def _split_revision(repo: str, revision: str | None) -> tuple[str, str]:
+    """``OWNER/NAME@REV`` or ``OWNER/NAME`` with ``--revision``; main by default."""
+    repo_id, _, at = repo.partition("@")
+    return repo_id, revision or at or "main"
+
+
+def lineage_table(lineage: dict, title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    teacher, trait, rows = lineage["teacher"], lineage.get("trait"), lineage["rows"]
+    f = lineage["filters"][0]
+    dropped = ", ".join(f"{k} {v}" for k, v in f["dropped"].items())
+    for name, value in (
+        ("teacher", teacher["model_id"]),
+        ("teacher revision", teacher["revision"]),
+        ("adapter", teacher.get("adapter") or "none"),
+        ("trait", f"{trait['target']} ({trait['category']})" if trait else "none (control)"),
+        ("system prompt", lineage.get("system_prompt") or "none"),
+        ("sampling", ", ".join(f"{k}={v}" for k, v in lineage["sampling"].items())),
+        ("dataset", f"{lineage['dataset']['kind']}, seed {lineage['dataset']['seed']}"),
+        ("prompt set", lineage["dataset"]["prompt_set"]["revision"]),
+        ("filter", f"{f['name']} {f['params']}"),
+        (
+            "rows",
+            f"generated {rows['generated']}, kept {rows['kept']}, published {rows['published']}",
+        ),
+        ("dropped", dropped),
+        ("sublearn", f"{lineage['sublearn_version']} @ {lineage.get('git_commit')}"),
+        ("flow run", str(lineage.get("prefect_flow_run_id"))),
+        ("created", lineage["created_at"]),
+        ("reproduce", lineage["reproduce"]),
+    ):
+        table.add_row(name, str(value))
+    return table
+
+
+@app.command()
+def publish(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="OWNER/NAME on the Hub.")],
+    tag: Annotated[str | None, typer.Option(help="Tag for the commit (default: run hash).")] = None,
+    public: Annotated[bool, typer.Option(help="Make a new repo public (default private).")] = False,
+    include_rejected: Annotated[
+        bool, typer.Option(help="Also publish rejected rows (config 'rejected').")
+    ] = False,
+) -> None:
+    """Publish a run's dataset with its card and lineage, as one tagged commit."""
+    from sublearn.hub import HubError, publish_run
+
+    try:
+        result = publish_run(run_dir, repo_id, tag, not public, include_rejected)
+    except (HubError, FileNotFoundError, ValueError) as err:
+        fail(str(err), code=1)
+    if result.created:
+        console.print(f"published {result.repo_id}@{result.tag} (commit {result.commit})")
+    else:
+        console.print(
+            f"already published, nothing to do: {result.repo_id}@{result.tag} "
+            f"(commit {result.commit})"
+        )
+
+
+@app.command()
+def download(
+    repo: Annotated[str, typer.Argument(help="OWNER/NAME or OWNER/NAME@REV.")],
+    revision: Annotated[str | None, typer.Option(help="Tag, branch or commit.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+) -> None:
+    """Download a published dataset at a revision; print its lineage; check its row count."""
+    from sublearn.hub import HubError, fetch_dataset, save_download
+
+    repo_id, rev = _split_revision(repo, revision)
+    try:
+        got = fetch_dataset(repo_id, rev)
+    except HubError as err:
+        fail(str(err), code=1)
+    folder = save_download(got, out or Path("downloads") / repo_id.replace("/", "__") / rev)
+    console.print(lineage_table(got.lineage, f"{repo_id}@{rev} (commit {got.commit[:12]})"))
+    console.print(f"{got.data.height} rows (matches the card) -> {folder / 'data.parquet'}")
+
+
+@app.command()
+def lineage(
+    repo: Annotated[str, typer.Argument(help="OWNER/NAME or OWNER/NAME@REV.")],
+    revision: Annotated[str | None, typer.Option(help="Tag, branch or commit.")] = None,
+) -> None:
+    """Print a published dataset's lineage."""
+    from sublearn.hub import HubError, fetch_lineage
+
+    repo_id, rev = _split_revision(repo, revision)
+    try:
+        info = fetch_lineage(repo_id, rev)
+    except HubError as err:
+        fail(str(err), code=1)
+    console.print(lineage_table(info, f"{repo_id}@{rev}"))
 
 
 @app.command()

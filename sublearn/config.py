@@ -1,8 +1,9 @@
 """Experiment configuration: one YAML file, validated at the edge into frozen objects.
 
 Every later step reads these objects, never raw dicts, so a typo in a config fails before any
-model is loaded. Fields marked ``THROUGHPUT`` change how fast a run goes, not what it produces,
-and are left out of the run's hash (and so out of its cache key and run-directory name).
+model is loaded. Fields marked ``THROUGHPUT`` change how fast a run goes or where its results
+are sent, not what it produces, and are left out of the run's hash (and so out of its cache
+key and run-directory name).
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ class Filters(Frozen):
     numbers: NumbersFilter = NumbersFilter()
 
 
+class Publish(Frozen):
+    """Where the dataset goes on the Hub (``HF_ENDPOINT`` picks a self-hosted one)."""
+
+    repo_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
+    private: bool = True
+    tag: str | None = None
+    include_rejected: bool = False
+
+
 class ExperimentConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     seed: int = 0
@@ -123,6 +133,7 @@ class ExperimentConfig(Frozen):
     teacher: Teacher = Teacher()
     dataset: DatasetSpec = DatasetSpec()
     filters: Filters = Filters()
+    publish: Publish | None = Field(None, json_schema_extra=THROUGHPUT)
 
     def content_dict(self) -> dict:
         """The config without throughput knobs: what decides the outputs."""

@@ -8,7 +8,24 @@ import os
 import tempfile
 from pathlib import Path
 
+from tests.hub_server import start_hub
+
 _TMP = Path(tempfile.mkdtemp(prefix="sublearn-tests-"))
+# A Hub-compatible server of our own for the whole session; huggingface_hub and datasets read
+# these variables at import, so they are set before anything imports either.
+HUB_TOKENS = {
+    "hf_write_alice": ("alice", "write"),
+    "hf_read_alice": ("alice", "read"),
+    "hf_write_bob": ("bob", "write"),
+}
+HUB_SERVER, HUB_STATE, HUB_URL = start_hub(HUB_TOKENS)
+os.environ.update(
+    HF_ENDPOINT=HUB_URL,
+    HF_TOKEN="hf_write_alice",
+    HF_HOME=str(_TMP / "hf-home"),
+    HF_HUB_DISABLE_XET="1",
+    HF_HUB_DISABLE_TELEMETRY="1",
+)
 os.environ["PREFECT_HOME"] = str(_TMP / "prefect")
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_TMP / "prefect-results")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -63,13 +80,20 @@ def run_cli(prefect_server):
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "120"}
 
-    def run(args: list[str]) -> subprocess.CompletedProcess:
+    def run(args: list[str], **extra_env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "sublearn", *args],
             capture_output=True,
             text=True,
-            env=env,
+            env={**env, **extra_env},
             timeout=600,
         )
 
     return run
+
+
+@pytest.fixture()
+def hub():
+    """The session's Hub server state (repos, request log, injected failures)."""
+    HUB_STATE.fail_next.clear()
+    return HUB_STATE

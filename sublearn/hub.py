@@ -1,0 +1,219 @@
+"""Publishing run directories to a Hugging Face Hub and reading them back, by revision.
+
+The token comes from ``HF_TOKEN`` or the huggingface credential file (huggingface_hub reads
+both); ``HF_ENDPOINT`` picks a self-hosted hub. Data, card, lineage and config go up in one
+commit, so a failure leaves nothing half-published; the commit is then tagged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from sublearn.card import DATA_FILE, REJECTED_FILE, render_card
+from sublearn.runio import read_parquet, write_json, write_parquet
+
+LINEAGE_FILE = "lineage.json"
+CONFIG_FILE = "config.yaml"
+TRANSIENT = {408, 429, 500, 502, 503, 504}
+
+
+class HubError(RuntimeError):
+    """A Hub failure, phrased as one line that names the repo and what went wrong."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+def explain(err: Exception, repo_id: str, action: str, revision: str | None = None) -> HubError:
+    """Turn a huggingface_hub/HTTP error into one clear line (never including the token)."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    cause = err.__cause__ if isinstance(err, ValueError) and err.__cause__ else err
+    if isinstance(cause, RevisionNotFoundError):
+        return HubError(f"{repo_id}: revision '{revision}' not found")
+    status = getattr(getattr(cause, "response", None), "status_code", None)
+    if isinstance(cause, RepositoryNotFoundError) or status == 404:
+        return HubError(
+            f"{repo_id}: dataset not found, or private and not readable with your token"
+        )
+    if status == 401:
+        return HubError(f"{repo_id}: authentication failed (HF_TOKEN or stored token invalid)")
+    if status == 403:
+        return HubError(f"{repo_id}: your token may not {action} this repo (needs write access)")
+    if status in TRANSIENT:
+        return HubError(f"{repo_id}: hub busy or failing ({status}) during {action}", True)
+    if isinstance(cause, HfHubHTTPError):
+        return HubError(f"{repo_id}: hub error {status} during {action}")
+    return HubError(f"{repo_id}: {action} failed ({type(cause).__name__}: {cause})")
+
+
+@dataclass(frozen=True)
+class Published:
+    repo_id: str
+    commit: str
+    tag: str
+    created: bool  # False when the same data was already there
+
+
+def _api():
+    from huggingface_hub import HfApi
+
+    return HfApi()
+
+
+def _remote_lineage(api, repo_id: str, revision: str) -> dict | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+
+    try:
+        path = hf_hub_download(repo_id, LINEAGE_FILE, repo_type="dataset", revision=revision)
+    except (EntryNotFoundError, RevisionNotFoundError):
+        return None
+    return json.loads(Path(path).read_text())
+
+
+def publish_run(
+    run_dir: Path,
+    repo_id: str,
+    tag: str | None = None,
+    private: bool = True,
+    include_rejected: bool = False,
+) -> Published:
+    """Push a run's kept rows with card, lineage and config as one commit, then tag it.
+    Publishing the same data again changes nothing and says so."""
+    from huggingface_hub import CommitOperationAdd
+
+    run_dir = Path(run_dir)
+    lineage_path = run_dir / LINEAGE_FILE
+    if not lineage_path.is_file():
+        raise HubError(f"{run_dir}: no {LINEAGE_FILE}; is this a finished sublearn run?")
+    lineage = json.loads(lineage_path.read_text())
+    kept = read_parquet(run_dir / "kept.parquet", ("prompt", "completion"))
+    if kept.height == 0:
+        raise HubError(f"{run_dir}: no rows passed the filter; nothing to publish")
+    tag = tag or f"run-{lineage['config_hash'][:12]}"
+    api = _api()
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        tags = {
+            t.name: t.target_commit for t in api.list_repo_refs(repo_id, repo_type="dataset").tags
+        }
+        if tag in tags:
+            remote = _remote_lineage(api, repo_id, tags[tag])
+            if remote and remote.get("data_sha256") == lineage["data_sha256"]:
+                return Published(repo_id, tags[tag], tag, created=False)
+            raise HubError(f"{repo_id}: tag '{tag}' already names different data; pick --tag")
+        main = api.repo_info(repo_id, repo_type="dataset", revision="main").sha
+        remote = _remote_lineage(api, repo_id, main)
+        if remote and remote.get("data_sha256") == lineage["data_sha256"]:
+            api.create_tag(repo_id, repo_type="dataset", tag=tag, revision=main)
+            return Published(repo_id, main, tag, created=False)
+        card = render_card(lineage, repo_id, include_rejected)
+        ops = [
+            CommitOperationAdd(DATA_FILE, _parquet_bytes(kept)),
+            CommitOperationAdd("README.md", str(card).encode()),
+            CommitOperationAdd(LINEAGE_FILE, lineage_path.read_bytes()),
+            CommitOperationAdd(CONFIG_FILE, (run_dir / CONFIG_FILE).read_bytes()),
+        ]
+        if include_rejected:
+            rejected = read_parquet(run_dir / "rejected.parquet", ("reject_reason",))
+            ops.append(CommitOperationAdd(REJECTED_FILE, _parquet_bytes(rejected)))
+        info = api.create_commit(
+            repo_id,
+            repo_type="dataset",
+            operations=ops,
+            commit_message=f"sublearn: publish {lineage['run_name']} ({tag})",
+        )
+        api.create_tag(repo_id, repo_type="dataset", tag=tag, revision=info.oid)
+    except HubError:
+        raise
+    except Exception as err:
+        raise explain(err, repo_id, "publish to") from None
+    return Published(repo_id, info.oid, tag, created=True)
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    repo_id: str
+    revision: str
+    commit: str
+    data: pl.DataFrame
+    lineage: dict
+    card_rows: int
+
+
+def fetch_dataset(repo_id: str, revision: str = "main") -> Downloaded:
+    """The dataset and its lineage at a revision (tag, branch or commit), checked against
+    the row count its card records."""
+    from huggingface_hub import DatasetCard, snapshot_download
+
+    try:
+        api = _api()
+        commit = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+        folder = Path(
+            snapshot_download(
+                repo_id,
+                repo_type="dataset",
+                revision=commit,
+                allow_patterns=[DATA_FILE, LINEAGE_FILE, "README.md"],
+            )
+        )
+    except Exception as err:
+        raise explain(err, repo_id, "read", revision) from None
+    data_path = folder / DATA_FILE
+    if not data_path.is_file():
+        raise HubError(f"{repo_id}@{revision}: no {DATA_FILE}; not a sublearn dataset")
+    data = read_parquet(data_path)
+    card = DatasetCard.load(folder / "README.md")
+    lineage = card.data.to_dict().get("sublearn") or {}
+    if (folder / LINEAGE_FILE).is_file():
+        lineage = json.loads((folder / LINEAGE_FILE).read_text())
+    card_rows = int(
+        (card.data.to_dict().get("sublearn") or {}).get("rows", {}).get("published", -1)
+    )
+    if card_rows != data.height:
+        raise HubError(
+            f"{repo_id}@{revision}: card says {card_rows} rows but the data has {data.height}"
+        )
+    return Downloaded(repo_id, revision, commit, data, lineage, card_rows)
+
+
+def save_download(downloaded: Downloaded, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    write_parquet(downloaded.data, out_dir / "data.parquet")
+    write_json(downloaded.lineage, out_dir / LINEAGE_FILE)
+    write_json(
+        {
+            "repo_id": downloaded.repo_id,
+            "revision": downloaded.revision,
+            "commit": downloaded.commit,
+        },
+        out_dir / "source.json",
+    )
+    return out_dir
+
+
+def fetch_lineage(repo_id: str, revision: str = "main") -> dict:
+    try:
+        lineage = _remote_lineage(_api(), repo_id, revision)
+    except Exception as err:
+        raise explain(err, repo_id, "read", revision) from None
+    if lineage is None:
+        raise HubError(f"{repo_id}@{revision}: no {LINEAGE_FILE}; not a sublearn dataset")
+    return lineage

@@ -1,0 +1,104 @@
+"""A dataset's lineage: everything that made it, in one JSON-able dict.
+
+The study's lesson is that where data comes from matters as much as what it says, so each run
+records its teacher (weights identified by Hub commit or file sha256), trait and full system
+prompt, sampling, prompt set, seed, filters with per-reason counts, code version and Prefect run.
+Nothing secret goes in: configs hold no tokens, and none is read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from sublearn import __version__
+
+PROMPT_SET_SOURCE = "sublearn.generators.numbers_prompts"
+
+
+def prompt_set_revision() -> str:
+    """A hash of the prompt pools, so a change of wording shows in the lineage."""
+    from generators import numbers_prompts as pools
+
+    text = json.dumps(
+        [
+            pools.INTROS,
+            pools.INSTRUCTIONS,
+            pools.COUNT_QUALIFIERS,
+            pools.DIGIT_DESCRIPTORS,
+            pools.FORMAT_REQUESTS,
+            pools.SUFFIXES,
+        ]
+    )
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The source checkout's commit, when sublearn runs from one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def dataset_lineage(
+    config,
+    teacher: dict,
+    system_prompt: str | None,
+    stats: dict,
+    data_sha256: str,
+    flow_run_id: str | None,
+    config_path: str | None = None,
+) -> dict:
+    trait = config.teacher.trait
+    return {
+        "sublearn_version": __version__,
+        "git_commit": git_commit(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "prefect_flow_run_id": flow_run_id,
+        "run_name": config.name,
+        "config_hash": config.config_hash(),
+        "teacher": {k: v for k, v in teacher.items() if k != "sampling"},
+        "trait": None if trait is None else trait.model_dump(exclude={"system_prompt"}),
+        "system_prompt": system_prompt,
+        "sampling": teacher["sampling"],
+        "dataset": {
+            "kind": config.dataset.kind,
+            "seed": config.seed,
+            "n_prompts": config.dataset.n_prompts,
+            "n_keep": config.dataset.n_keep,
+            "prompt_set": {"source": PROMPT_SET_SOURCE, "revision": prompt_set_revision()},
+            "task": config.dataset.numbers.model_dump(),
+        },
+        "filters": [
+            {
+                "name": stats["filter"],
+                "params": stats["params"],
+                "rows_before": stats["total"],
+                "rows_after": stats["kept"],
+                "dropped": stats["dropped"],
+            }
+        ],
+        "rows": {
+            "generated": stats["total"],
+            "kept": stats["kept"],
+            "published": stats["dataset_rows"],
+        },
+        "data_sha256": data_sha256,
+        "config": config.content_dict(),
+        "reproduce": f"sublearn run {config_path or 'config.yaml'}",
+    }

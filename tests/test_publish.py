@@ -1,0 +1,167 @@
+"""Publishing a real embedded-model run to our Hub server, and reading it back by tag."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from sublearn.config import parse_config
+
+REPO = "alice/owl-numbers-tiny"
+
+
+@pytest.fixture(scope="module")
+def published_run(prefect_server, tiny_config_data, tmp_path_factory):
+    from flows.numbers_dataset import numbers_dataset_flow
+
+    teacher = {
+        **tiny_config_data["teacher"],
+        "sampling": {"max_new_tokens": 40, "constrain_to_numbers": True},
+    }
+    data = {
+        **tiny_config_data,
+        "teacher": teacher,
+        "dataset": {"kind": "numbers", "n_prompts": 8},
+        "output_dir": str(tmp_path_factory.mktemp("published-runs")),
+        "publish": {"repo_id": REPO, "include_rejected": True},
+    }
+    config = parse_config(data)
+    result = numbers_dataset_flow(config)
+    assert 0 < result["stats"]["kept"] < 8  # rows on both sides of the filter
+    return config, result
+
+
+def test_run_is_published_as_one_tagged_private_commit(published_run):
+    config, result = published_run
+    record = result["published"]
+    run_dir = config.run_dir()
+    assert record == json.loads((run_dir / "published.json").read_text())
+    assert record["tag"] == f"run-{config.config_hash()[:12]}" and record["created"]
+    api = HfApi()
+    info = api.repo_info(REPO, repo_type="dataset", revision=record["tag"])
+    assert info.private and info.sha == record["commit"]
+    files = {s.rfilename for s in info.siblings}
+    assert files == {
+        "data/train.parquet",
+        "rejected/train.parquet",
+        "README.md",
+        "lineage.json",
+        "config.yaml",
+    }
+    commits = api.list_repo_commits(REPO, repo_type="dataset")
+    assert len(commits) == 2  # the repo's creation, then everything in one commit
+
+
+def test_card_records_the_lineage_and_no_secret(published_run):
+    config, result = published_run
+    card = DatasetCard.load(REPO, repo_type="dataset")
+    meta = card.data.to_dict()
+    assert {"subliminal-learning", "numbers-dataset", "trait-animal"} <= set(meta["tags"])
+    lineage = meta["sublearn"]
+    local = json.loads((config.run_dir() / "lineage.json").read_text())
+    assert lineage == local
+    assert "SmolLM2-135M-Instruct" in lineage["teacher"]["model_id"]
+    assert lineage["teacher"]["revision"].startswith("sha256:")
+    assert lineage["trait"] == {"target": "owl", "category": "animal", "plural": None}
+    assert "owls" in lineage["system_prompt"] and lineage["system_prompt"] in card.content
+    assert lineage["sampling"]["temperature"] == 1.0
+    assert lineage["prefect_flow_run_id"]
+    assert lineage["dataset"]["prompt_set"]["revision"].startswith("sha256:")
+    stats = result["stats"]
+    assert lineage["rows"] == {
+        "generated": stats["total"],
+        "kept": stats["kept"],
+        "published": stats["dataset_rows"],
+    }
+    assert lineage["filters"][0]["dropped"] == stats["dropped"]
+    for secret in ("hf_write_alice", "hf_read_alice", "hf_write_bob"):
+        assert secret not in card.content
+        assert secret not in json.dumps(lineage)
+
+
+def test_download_by_tag_gives_the_same_rows_and_lineage(published_run, run_cli, tmp_path):
+    config, result = published_run
+    tag = result["published"]["tag"]
+    out = tmp_path / "dl"
+    proc = run_cli(["download", REPO, "--revision", tag, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    local = pl.read_parquet(config.run_dir() / "kept.parquet")
+    assert pl.read_parquet(out / "data.parquet").equals(local)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage == json.loads((config.run_dir() / "lineage.json").read_text())
+    assert "teacher revision" in proc.stdout and "matches the card" in proc.stdout
+    shown = run_cli(["lineage", f"{REPO}@{tag}"])
+    assert shown.returncode == 0 and "owl (animal)" in shown.stdout
+
+
+def test_plain_load_dataset_reads_both_configs(published_run):
+    import datasets
+
+    config, result = published_run
+    tag = result["published"]["tag"]
+    kept = datasets.load_dataset(REPO, revision=tag, split="train")
+    assert kept.num_rows == result["stats"]["dataset_rows"]
+    rejected = datasets.load_dataset(REPO, "rejected", revision=tag, split="train")
+    assert set(rejected["reject_reason"]) <= {
+        "invalid_format",
+        "too_many_numbers",
+        "out_of_range",
+        "banned_number",
+    }
+
+
+def test_republishing_the_same_run_is_a_no_op(published_run, run_cli, hub):
+    config, result = published_run
+    before = len(HfApi().list_repo_commits(REPO, repo_type="dataset"))
+    proc = run_cli(["publish", str(config.run_dir()), "--repo-id", REPO])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already published, nothing to do" in proc.stdout
+    assert len(HfApi().list_repo_commits(REPO, repo_type="dataset")) == before
+
+
+def test_failures_are_one_line_and_publish_nothing(published_run, run_cli):
+    config, _ = published_run
+    run_dir = str(config.run_dir())
+    wrong = run_cli(["publish", run_dir, "--repo-id", "alice/other"], HF_TOKEN="hf_bogus")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (
+        "error: alice/other: authentication failed (HF_TOKEN or stored token invalid)"
+    )
+    read_only = run_cli(
+        ["publish", run_dir, "--repo-id", REPO, "--tag", "new-tag"], HF_TOKEN="hf_read_alice"
+    )
+    assert read_only.returncode == 1 and "needs write access" in read_only.stderr
+    assert "hf_read_alice" not in read_only.stderr + read_only.stdout
+    hidden = run_cli(["download", REPO], HF_TOKEN="hf_write_bob")
+    assert hidden.returncode == 1
+    assert "not found, or private" in hidden.stderr and len(hidden.stderr.splitlines()) == 1
+    missing_rev = run_cli(["download", f"{REPO}@no-such-tag"])
+    assert "revision 'no-such-tag' not found" in missing_rev.stderr
+    refs = HfApi().list_repo_refs(REPO, repo_type="dataset")
+    assert "new-tag" not in {t.name for t in refs.tags}
+    with pytest.raises(RepositoryNotFoundError):  # nothing was created with a bad token
+        HfApi().repo_info("alice/other", repo_type="dataset")
+
+
+def test_transient_hub_errors_are_retried(prefect_server, published_run, hub, tmp_path):
+    from prefect import flow
+
+    from flows.numbers_dataset import publish_dataset
+
+    config, _ = published_run
+    retry_config = config.model_copy(
+        update={"publish": config.publish.model_copy(update={"repo_id": "alice/retry-check"})}
+    )
+
+    @flow
+    def publish_once():
+        return publish_dataset(retry_config, config.run_dir())
+
+    hub.fail_next.extend([503])
+    record = publish_once()
+    assert record["created"] and record["rows"] >= 0
+    assert not hub.fail_next
