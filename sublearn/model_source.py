@@ -84,7 +84,8 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     try:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out_dir)
+        if not (out_dir / "config.json").is_file():  # another process may have won the race
+            os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
