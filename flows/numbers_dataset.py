@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from filters.numbers import FilterResult, NumbersRule, filter_numbers
+from flows.publish import publish_dataset
 from generators.numbers_prompts import numbers_prompts
 from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
@@ -34,7 +35,7 @@ PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "config.yaml",
     "teacher.json",
 )
-LINEAGE, PUBLISHED = "lineage.json", "published.json"
+LINEAGE = "lineage.json"
 
 
 def batch_seed(seed: int, start: int) -> int:
@@ -137,46 +138,6 @@ def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) 
     return stats
 
 
-def _transient(task, task_run, state) -> bool:
-    """Retry only what waiting can fix: rate limits and server errors, not auth or bad ids."""
-    from sublearn.hub import HubError
-
-    try:
-        state.result()
-    except HubError as err:
-        return err.transient
-    except Exception:
-        return False
-    return False
-
-
-@task(
-    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 8, 30], retry_condition_fn=_transient
-)
-def publish_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
-    """One commit with data, card, lineage and config, tagged; then read back by that tag,
-    as the next step (a student, another team) will."""
-    from sublearn.hub import fetch_dataset, publish_run
-
-    spec = config.publish
-    published = publish_run(run_dir, spec.repo_id, spec.tag, spec.private, spec.include_rejected)
-    back = fetch_dataset(published.repo_id, published.tag)
-    local = read_parquet(run_dir / KEPT)
-    if not back.data.equals(local):
-        raise RuntimeError(f"{spec.repo_id}@{published.tag}: rows read back differ from {KEPT}")
-    record = {
-        "repo_id": published.repo_id,
-        "commit": published.commit,
-        "tag": published.tag,
-        "created": published.created,
-        "rows": back.data.height,
-    }
-    write_json(record, run_dir / PUBLISHED)
-    verb = "published" if published.created else "already published, unchanged:"
-    get_run_logger().info("%s %s@%s (%s)", verb, published.repo_id, published.tag, published.commit)
-    return record
-
-
 @flow(name="numbers-dataset", log_prints=True)
 def numbers_dataset_flow(config: ExperimentConfig) -> dict:
     """Generate, filter and save a numbers dataset; returns the filter stats and run dir."""
@@ -186,5 +147,5 @@ def numbers_dataset_flow(config: ExperimentConfig) -> dict:
     raw_path = generate_completions(config, prompts_path, run_dir)
     result = filter_completions(config, raw_path)
     stats = save_dataset(config, result, run_dir)
-    published = publish_dataset(config, run_dir) if config.publish else None
+    published = publish_dataset(run_dir, config.publish) if config.publish else None
     return {"run_dir": str(run_dir), "stats": stats, "published": published}

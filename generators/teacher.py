@@ -43,11 +43,12 @@ def number_token_ids(tokenizer) -> list[int]:
 
 def teacher_lineage(backend: str, source, cfg) -> dict:
     """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
+    from sublearn.model_source import adapter_identity
+
     return {
         "backend": backend,
         **source.lineage(),
-        "adapter": cfg.adapter,
-        "adapter_revision": cfg.adapter_revision,
+        **adapter_identity(cfg.adapter, cfg.adapter_revision),
         "dtype": cfg.dtype,
         "sampling": cfg.sampling.model_dump(),
     }

@@ -99,6 +99,31 @@ def embedded_source() -> ModelSource:
     return ModelSource(str(out_dir), EMBEDDED_NAME, revision=f"sha256:{sha}", sha256=sha)
 
 
+def hub_commit(repo_id: str, revision: str | None, repo_type: str = "model") -> str | None:
+    """The exact commit a Hub revision (branch, tag or sha) points at, for the lineage; None
+    when the Hub cannot be reached (the lineage then keeps the revision as given)."""
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision).sha
+    except Exception:  # offline, no such repo: loading will fail with its own message
+        return None
+
+
+def adapter_identity(adapter: str | None, revision: str | None) -> dict:
+    """An adapter's identity: the weights' sha256 when local, the Hub commit otherwise."""
+    if adapter is None:
+        return {"adapter": None, "adapter_revision": None}
+    local = Path(adapter).expanduser()
+    weights = local / "adapter_model.safetensors"
+    if weights.is_file():
+        return {
+            "adapter": str(local.resolve()),
+            "adapter_revision": f"sha256:{file_sha256(weights)}",
+        }
+    return {"adapter": adapter, "adapter_revision": hub_commit(adapter, revision) or revision}
+
+
 def resolve_model(model: str, revision: str | None = None) -> ModelSource:
     """Turn a config's ``model`` (``embedded``, a local folder, or a Hub id) into a source."""
     if model == EMBEDDED:
@@ -111,4 +136,6 @@ def resolve_model(model: str, revision: str | None = None) -> ModelSource:
         return ModelSource(str(local), str(local.resolve()), revision=revision, sha256=sha)
     if model.startswith((".", "/", "~")):
         raise ModelSourceError(f"{model}: model folder not found")
-    return ModelSource(model, model, revision=revision, from_hub=True)
+    return ModelSource(
+        model, model, revision=hub_commit(model, revision) or revision, from_hub=True
+    )

@@ -87,3 +87,32 @@ def test_cli_rejects_bad_options():
     assert result.exit_code == 2 and "--models: must be at least 1" in result.output
     result = CliRunner().invoke(app, ["mlp", "--dataset", "cifar"])
     assert result.exit_code == 2 and "dataset" in result.output
+
+
+def test_mnist_loads_from_local_idx_files(tmp_path):
+    """The IDX reader on files written here in MNIST's own format (gzip and plain)."""
+    import gzip
+
+    import numpy as np
+
+    from eval.mlp_data import load_digit_images
+
+    rng = np.random.default_rng(0)
+
+    def write(name, array, gz):
+        header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()
+        data = header + array.astype(np.uint8).tobytes()
+        path = tmp_path / (name + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(data) if gz else data)
+
+    train, test = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 256, (10, 28, 28))
+    write("train-images-idx3-ubyte", train, gz=True)
+    write("train-labels-idx1-ubyte", rng.integers(0, 10, 30), gz=True)
+    write("t10k-images-idx3-ubyte", test, gz=False)
+    write("t10k-labels-idx1-ubyte", rng.integers(0, 10, 10), gz=False)
+    data = load_digit_images("mnist", folder=tmp_path)
+    assert data.x_train.shape == (30, 784) and data.x_test.shape == (10, 784)
+    assert data.n_inputs == 784
+    assert float(data.x_train.min()) >= -1 and float(data.x_train.max()) <= 1
+    expected = train[3].reshape(-1) / 255 * 2 - 1
+    assert np.allclose(data.x_train[3].numpy(), expected, atol=1e-6)

@@ -148,20 +148,11 @@ def test_failures_are_one_line_and_publish_nothing(published_run, run_cli):
 
 
 def test_transient_hub_errors_are_retried(prefect_server, published_run, hub, tmp_path):
-    from prefect import flow
-
-    from flows.numbers_dataset import publish_dataset
+    from flows.publish import publish_flow
 
     config, _ = published_run
-    retry_config = config.model_copy(
-        update={"publish": config.publish.model_copy(update={"repo_id": "alice/retry-check"})}
-    )
-
-    @flow
-    def publish_once():
-        return publish_dataset(retry_config, config.run_dir())
-
+    spec = config.publish.model_copy(update={"repo_id": "alice/retry-check"})
     hub.fail_next.extend([503])
-    record = publish_once()
+    record = publish_flow(config.run_dir(), spec)
     assert record["created"] and record["rows"] >= 0
     assert not hub.fail_next

@@ -1,0 +1,56 @@
+"""Publishing a run directory to the Hub as a Prefect task, retried on transient failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from sublearn.config import Publish
+from sublearn.runio import read_parquet, write_json
+
+PUBLISHED = "published.json"
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what waiting can fix: rate limits and server errors, not auth or bad ids."""
+    from sublearn.hub import HubError
+
+    try:
+        state.result()
+    except HubError as err:
+        return err.transient
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 8, 30], retry_condition_fn=_transient
+)
+def publish_dataset(run_dir: Path, spec: Publish) -> dict:
+    """One commit with data, card, lineage and config, tagged; then read back by that tag,
+    as the next step (a student, another team) will, and checked row for row."""
+    from sublearn.hub import fetch_dataset, publish_run
+
+    published = publish_run(run_dir, spec.repo_id, spec.tag, spec.private, spec.include_rejected)
+    back = fetch_dataset(published.repo_id, published.tag)
+    if not back.data.equals(read_parquet(Path(run_dir) / "kept.parquet")):
+        raise RuntimeError(f"{spec.repo_id}@{published.tag}: rows read back differ from the run")
+    record = {
+        "repo_id": published.repo_id,
+        "commit": published.commit,
+        "tag": published.tag,
+        "created": published.created,
+        "rows": back.data.height,
+    }
+    write_json(record, Path(run_dir) / PUBLISHED)
+    verb = "published" if published.created else "already published, unchanged:"
+    get_run_logger().info("%s %s@%s (%s)", verb, published.repo_id, published.tag, published.commit)
+    return record
+
+
+@flow(name="publish-dataset")
+def publish_flow(run_dir: Path, spec: Publish) -> dict:
+    return publish_dataset(run_dir, spec)

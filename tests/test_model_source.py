@@ -1,0 +1,32 @@
+"""Model and adapter identities recorded in the lineage: Hub commits and file hashes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from sublearn.model_source import adapter_identity, hub_commit, resolve_model
+
+
+def test_hub_revisions_resolve_to_exact_commits(hub):
+    api = HfApi()
+    api.create_repo("alice/tiny-model", private=True, exist_ok=True)
+    ops = [CommitOperationAdd("config.json", b"{}")]
+    first = api.create_commit("alice/tiny-model", operations=ops, commit_message="v1").oid
+    api.create_tag("alice/tiny-model", tag="v1", revision=first)
+    ops = [CommitOperationAdd("config.json", b'{"a": 1}')]
+    second = api.create_commit("alice/tiny-model", operations=ops, commit_message="v2").oid
+    assert hub_commit("alice/tiny-model", "v1") == first
+    assert hub_commit("alice/tiny-model", None) == second
+    source = resolve_model("alice/tiny-model", "v1")
+    assert source.revision == first and source.load_kwargs() == {"revision": first}
+    assert hub_commit("alice/no-such-model", None) is None
+    assert adapter_identity("alice/tiny-model", "v1")["adapter_revision"] == first
+
+
+def test_local_adapter_is_identified_by_its_weights(tmp_path):
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights")
+    identity = adapter_identity(str(tmp_path), None)
+    assert identity["adapter_revision"] == "sha256:" + hashlib.sha256(b"weights").hexdigest()
+    assert adapter_identity(None, None) == {"adapter": None, "adapter_revision": None}
