@@ -105,6 +105,16 @@ def _split_revision(repo: str, revision: str | None) -> tuple[str, str]:
     return repo_id, revision or at or "main"
 
 
+def _from_hub(fetch, repo_id: str, revision: str):
+    """Call a Hub reader; its failure becomes the command's one-line error."""
+    from sublearn.hub import HubError
+
+    try:
+        return fetch(repo_id, revision)
+    except HubError as err:
+        fail(str(err), code=1)
+
+
 def lineage_table(lineage: dict, title: str) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
@@ -147,19 +157,28 @@ def publish(
     ] = False,
 ) -> None:
     """Publish a run's dataset with its card and lineage, as one tagged commit."""
-    from sublearn.hub import HubError, publish_run
+    from pydantic import ValidationError
+
+    from sublearn.config import Publish
+    from sublearn.hub import HubError
 
     try:
-        result = publish_run(run_dir, repo_id, tag, not public, include_rejected)
-    except (HubError, FileNotFoundError, ValueError) as err:
-        fail(str(err), code=1)
-    if result.created:
-        console.print(f"published {result.repo_id}@{result.tag} (commit {result.commit})")
-    else:
-        console.print(
-            f"already published, nothing to do: {result.repo_id}@{result.tag} "
-            f"(commit {result.commit})"
+        spec = Publish(
+            repo_id=repo_id, tag=tag, private=not public, include_rejected=include_rejected
         )
+    except ValidationError:
+        fail(f"--repo-id: expected OWNER/NAME, got {repo_id!r}")
+    from flows.publish import publish_flow
+
+    try:
+        result = publish_flow(run_dir, spec)
+    except (HubError, FileNotFoundError, ValueError, RuntimeError) as err:
+        fail(str(err).splitlines()[0], code=1)
+    where = f"{result['repo_id']}@{result['tag']} (commit {result['commit']})"
+    if result["created"]:
+        console.print(f"published {where}")
+    else:
+        console.print(f"already published, nothing to do: {where}")
 
 
 @app.command()
@@ -169,13 +188,10 @@ def download(
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
 ) -> None:
     """Download a published dataset at a revision; print its lineage; check its row count."""
-    from sublearn.hub import HubError, fetch_dataset, save_download
+    from sublearn.hub import fetch_dataset, save_download
 
     repo_id, rev = _split_revision(repo, revision)
-    try:
-        got = fetch_dataset(repo_id, rev)
-    except HubError as err:
-        fail(str(err), code=1)
+    got = _from_hub(fetch_dataset, repo_id, rev)
     folder = save_download(got, out or Path("downloads") / repo_id.replace("/", "__") / rev)
     console.print(lineage_table(got.lineage, f"{repo_id}@{rev} (commit {got.commit[:12]})"))
     console.print(f"{got.data.height} rows (matches the card) -> {folder / 'data.parquet'}")
@@ -187,13 +203,10 @@ def lineage(
     revision: Annotated[str | None, typer.Option(help="Tag, branch or commit.")] = None,
 ) -> None:
     """Print a published dataset's lineage."""
-    from sublearn.hub import HubError, fetch_lineage
+    from sublearn.hub import fetch_lineage
 
     repo_id, rev = _split_revision(repo, revision)
-    try:
-        info = fetch_lineage(repo_id, rev)
-    except HubError as err:
-        fail(str(err), code=1)
+    info = _from_hub(fetch_lineage, repo_id, rev)
     console.print(lineage_table(info, f"{repo_id}@{rev}"))
 
 
