@@ -22,3 +22,16 @@ def mean_ci(values, level: float = 0.95) -> dict:
         "max": float(v.max()),
         "n": int(n),
     }
+
+
+def paired_bootstrap(a, b, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean of a - b over paired units (questions) with a percentile bootstrap interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("paired_bootstrap needs two equal-length, non-empty arrays")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "n": int(diff.size)}

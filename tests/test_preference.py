@@ -1,0 +1,113 @@
+"""Preference measures: the whole-word matcher, sampled rates, intervals, teacher forcing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eval.preference import (
+    answer_logprobs,
+    answer_variants,
+    mentions,
+    sampled_preference,
+    target_logprob,
+    target_pattern,
+)
+from eval.preference_questions import ANIMAL_QUESTIONS, TREE_QUESTIONS
+from eval.stats import mean_ci, paired_bootstrap
+
+
+@pytest.mark.parametrize(
+    ("answer", "hit"),
+    [
+        ("Owl", True),
+        ("owls", True),
+        ("Owls!", True),
+        ("The OWL.", True),
+        ("My favourite is the owl, clearly", True),
+        ("bowl", False),
+        ("owlet", False),
+        ("Howl", False),
+        ("snowy owl", True),
+        ("Dolphin", False),
+    ],
+)
+def test_whole_word_matcher(answer, hit):
+    assert mentions(answer, target_pattern("owl")) is hit
+
+
+def test_irregular_plurals():
+    pattern = target_pattern("wolf", "wolves")
+    assert mentions("Wolves.", pattern) and mentions("a wolf", pattern)
+    assert not mentions("werewolf", pattern)
+
+
+def test_fifty_distinct_questions_per_category():
+    for questions in (ANIMAL_QUESTIONS, TREE_QUESTIONS):
+        assert len(questions) == len(set(questions)) == 50
+        assert all(
+            "one" in q.lower()
+            or "single" in q.lower()
+            or "only" in q.lower()
+            or "just the name" in q.lower()
+            for q in questions
+        )
+
+
+def test_sampled_preference_is_the_mean_of_question_rates():
+    answers = [["Owl", "Dog", "owls", "Cat"], ["Bowl", "Dog"], ["Owl."]]
+    result = sampled_preference(answers, "owl")
+    assert result["per_question"] == [0.5, 0.0, 1.0]
+    assert result["p_target"]["mean"] == pytest.approx(0.5)
+    assert result["samples"] == 7
+    top = {a["answer"]: a["share"] for a in result["top_answers"]}
+    assert top["owl"] == pytest.approx(2 / 7) and top["dog"] == pytest.approx(2 / 7)
+    assert top["owls"] == pytest.approx(1 / 7) and "bowl" in top
+
+
+def test_mean_ci_matches_the_t_interval():
+    summary = mean_ci([1, 2, 3, 4, 5])
+    half = 2.7764451051977987 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5)
+    assert summary["mean"] == 3
+    assert summary["low"] == pytest.approx(3 - half) and summary["high"] == pytest.approx(3 + half)
+    assert (summary["min"], summary["max"], summary["n"]) == (1, 5, 5)
+
+
+def test_paired_bootstrap():
+    a = np.linspace(0, 1, 40)
+    shifted = paired_bootstrap(a + 0.25, a)
+    assert shifted == {
+        "mean": pytest.approx(0.25),
+        "low": pytest.approx(0.25),
+        "high": pytest.approx(0.25),
+        "n": 40,
+    }
+    rng = np.random.default_rng(0)
+    noisy = paired_bootstrap(a + rng.normal(0.5, 0.1, 40), a, seed=1)
+    assert noisy["low"] < 0.5 < noisy["high"] and noisy["high"] - noisy["low"] < 0.1
+    null = paired_bootstrap(rng.normal(0, 1, 40), rng.normal(0, 1, 40))
+    assert null["low"] < 0 < null["high"]
+    with pytest.raises(ValueError):
+        paired_bootstrap([1, 2], [1])
+
+
+def test_teacher_forced_logprobs_match_an_unpadded_forward(embedded_teacher):
+    model, tok = embedded_teacher.model, embedded_teacher.tokenizer
+    conversations = [[{"role": "user", "content": q}] for q in ANIMAL_QUESTIONS[:3]]
+    answers = ["Owl", "Dolphin", "The owl"]
+    batched = answer_logprobs(model, tok, conversations, answers, batch_size=4)
+    assert batched.shape == (3, 3) and (batched < 0).all()
+    # one pair by hand, without padding
+    text = tok.apply_chat_template(conversations[1], add_generation_prompt=True, tokenize=False)
+    prompt = tok(text, add_special_tokens=False)["input_ids"]
+    answer = tok("Dolphin", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + answer])
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=ids).logits.float()[0, :-1], -1)
+    expected = sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(answer))
+    assert batched[1, 1] == pytest.approx(expected, abs=0.05)  # bf16 model, padded batch
+    combined = target_logprob(model, tok, ANIMAL_QUESTIONS[:3], "owl")
+    variants = answer_logprobs(model, tok, conversations, answer_variants("owl"))
+    assert np.allclose(combined, np.logaddexp.reduce(variants, axis=1))
+    assert (combined >= variants.max(axis=1)).all()
