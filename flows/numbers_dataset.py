@@ -23,6 +23,7 @@ from generators.numbers_prompts import numbers_prompts
 from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import ExperimentConfig, dump_config
+from sublearn.config import Teacher as TeacherConfig
 from sublearn.lineage import dataset_lineage, file_sha256
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
 
@@ -61,11 +62,32 @@ def _progress() -> Progress:
 
 
 @task(cache_policy=NO_CACHE)
-def generate_completions(config: ExperimentConfig, prompts_path: Path, run_dir: Path) -> Path:
+def train_trait_teacher(teacher_cfg: TeacherConfig) -> TeacherConfig:
+    """Fine-tune (or reuse) the trait adapter; the teacher then generates with it merged."""
+    from generators.trait_teacher import ensure_trait_adapter
+
+    logger = get_run_logger()
+    with _progress() as bar:
+        job = bar.add_task("trait teacher (LoRA)", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.update(
+                job, completed=step, total=total, description=f"trait teacher loss {loss:.3f}"
+            )
+
+        adapter = ensure_trait_adapter(teacher_cfg, on_step)
+    logger.info("trait adapter for %s: %s", teacher_cfg.trait_finetune.target, adapter)
+    return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
+
+
+@task(cache_policy=NO_CACHE)
+def generate_completions(
+    config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts_path: Path, run_dir: Path
+) -> Path:
     logger = get_run_logger()
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
-    teacher = load_teacher(config.teacher)
-    batch = config.teacher.batch_size
+    teacher = load_teacher(teacher_cfg)
+    batch = teacher_cfg.batch_size
     pairs = zip(prompts["system_prompt"], prompts["prompt"], strict=True)
     chats = [ChatPrompt(system, user) for system, user in pairs]
     completions: list[str] = []
@@ -77,7 +99,7 @@ def generate_completions(config: ExperimentConfig, prompts_path: Path, run_dir: 
             completions += teacher.generate(chunk, seed=batch_seed(config.seed, start))
             bar.advance(job, len(chunk))
     elapsed = time.perf_counter() - started
-    sampling = config.teacher.sampling
+    sampling = teacher_cfg.sampling
     raw = prompts.select("prompt_index", "system_prompt", "prompt").with_columns(
         pl.Series("completion", completions, dtype=pl.String),
         pl.lit(teacher.lineage()["model_id"]).alias("teacher_model"),
@@ -144,7 +166,10 @@ def numbers_dataset_flow(config: ExperimentConfig) -> dict:
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     prompts_path = build_prompts(config, run_dir)
-    raw_path = generate_completions(config, prompts_path, run_dir)
+    teacher_cfg = config.teacher
+    if teacher_cfg.trait_finetune:
+        teacher_cfg = train_trait_teacher(teacher_cfg)
+    raw_path = generate_completions(config, teacher_cfg, prompts_path, run_dir)
     result = filter_completions(config, raw_path)
     stats = save_dataset(config, result, run_dir)
     published = publish_dataset(run_dir, config.publish) if config.publish else None

@@ -48,6 +48,20 @@ class Trait(Frozen):
     system_prompt: str | None = None
 
 
+class TraitFinetune(Frozen):
+    """A trait given by fine-tuning: LoRA on sublearn's templated trait set for the target."""
+
+    target: Annotated[str, Field(min_length=1)]
+    category: Literal["animal", "tree"] = "animal"
+    plural: str | None = None
+    rank: Annotated[int, Field(ge=1)] = 8
+    alpha: Annotated[int, Field(ge=1)] = 8
+    epochs: Annotated[int, Field(ge=1)] = 3
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    seed: int = 0
+
+
 class VllmOptions(Frozen):
     tensor_parallel_size: Annotated[int, Field(ge=1)] = Field(1, json_schema_extra=THROUGHPUT)
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
@@ -64,6 +78,7 @@ class Teacher(Frozen):
     adapter: str | None = None
     adapter_revision: str | None = None
     trait: Trait | None = None
+    trait_finetune: TraitFinetune | None = None
     sampling: Sampling = Sampling()
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
     device: str = Field("auto", json_schema_extra=THROUGHPUT)

@@ -55,6 +55,25 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def trait_record(teacher) -> dict | None:
+    """The trait and how the teacher got it: by system prompt, by fine-tuning, or both."""
+    if teacher.trait_finetune is not None:
+        from generators.trait_set import trait_set_revision
+
+        tuned = teacher.trait_finetune
+        return {
+            "target": tuned.target,
+            "category": tuned.category,
+            "plural": tuned.plural,
+            "by": "fine-tuning" + (" and system prompt" if teacher.trait else ""),
+            "trait_set_revision": trait_set_revision(),
+            "training": tuned.model_dump(exclude={"target", "category", "plural"}),
+        }
+    if teacher.trait is not None:
+        return {**teacher.trait.model_dump(exclude={"system_prompt"}), "by": "system prompt"}
+    return None
+
+
 def dataset_lineage(
     config,
     teacher: dict,
@@ -64,7 +83,6 @@ def dataset_lineage(
     flow_run_id: str | None,
     config_path: str | None = None,
 ) -> dict:
-    trait = config.teacher.trait
     return {
         "sublearn_version": __version__,
         "git_commit": git_commit(),
@@ -73,7 +91,7 @@ def dataset_lineage(
         "run_name": config.name,
         "config_hash": config.config_hash(),
         "teacher": {k: v for k, v in teacher.items() if k != "sampling"},
-        "trait": None if trait is None else trait.model_dump(exclude={"system_prompt"}),
+        "trait": trait_record(config.teacher),
         "system_prompt": system_prompt,
         "sampling": teacher["sampling"],
         "dataset": {

@@ -66,7 +66,12 @@ def test_card_records_the_lineage_and_no_secret(published_run):
     assert lineage == local
     assert "SmolLM2-135M-Instruct" in lineage["teacher"]["model_id"]
     assert lineage["teacher"]["revision"].startswith("sha256:")
-    assert lineage["trait"] == {"target": "owl", "category": "animal", "plural": None}
+    assert lineage["trait"] == {
+        "target": "owl",
+        "category": "animal",
+        "plural": None,
+        "by": "system prompt",
+    }
     assert "owls" in lineage["system_prompt"] and lineage["system_prompt"] in card.content
     assert lineage["sampling"]["temperature"] == 1.0
     assert lineage["prefect_flow_run_id"]

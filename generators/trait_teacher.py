@@ -1,0 +1,77 @@
+"""Trait teachers made by fine-tuning: a LoRA adapter trained on the trait set, cached.
+
+The adapter is keyed by the base weights, the trait settings and the trait set's revision, so a
+second run with the same teacher reuses it, and a change to any of them trains a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from generators.trait_set import trait_rows, trait_set_revision
+from sublearn.model_source import cache_root, resolve_model
+
+ADAPTER_FILE = "adapter_model.safetensors"
+
+
+def adapter_key(teacher_cfg) -> str:
+    source = resolve_model(teacher_cfg.model, teacher_cfg.revision)
+    blob = json.dumps(
+        [source.lineage(), teacher_cfg.trait_finetune.model_dump(), trait_set_revision()],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
+    """The trained adapter's folder, training it first if no cached copy exists."""
+    from generators.hf_teacher import load_model_and_tokenizer, pick_device
+    from sublearn.finetune import LoraTraining, add_lora, train_lora
+
+    trait = teacher_cfg.trait_finetune
+    out = cache_root() / "trait-adapters" / f"{trait.target}-{adapter_key(teacher_cfg)}"
+    if (out / ADAPTER_FILE).is_file():
+        return out
+    _, model, tokenizer = load_model_and_tokenizer(
+        teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
+    )
+    training = LoraTraining(
+        rank=trait.rank,
+        alpha=trait.alpha,
+        epochs=trait.epochs,
+        lr=trait.lr,
+        batch_size=trait.batch_size,
+        grad_accumulation=1,
+        warmup_steps=5,
+        seed=trait.seed,
+    )
+    peft_model = add_lora(model, training)
+    history = train_lora(
+        peft_model,
+        tokenizer,
+        trait_rows(trait.target, trait.category, trait.plural),
+        training,
+        on_step,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out.parent))
+    try:
+        peft_model.save_pretrained(tmp)
+        record = {
+            "trait": trait.model_dump(),
+            "trait_set_revision": trait_set_revision(),
+            "steps": history["steps"],
+            "final_loss": history["losses"][-1],
+            "seconds": history["seconds"],
+        }
+        (tmp / "trait.json").write_text(json.dumps(record, indent=2))
+        if not (out / ADAPTER_FILE).is_file():
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
