@@ -90,14 +90,20 @@ def generate_completions(
     batch = teacher_cfg.batch_size
     pairs = zip(prompts["system_prompt"], prompts["prompt"], strict=True)
     chats = [ChatPrompt(system, user) for system, user in pairs]
-    completions: list[str] = []
+    k = config.dataset.teacher_topk
+    rows: list[dict] = []
     started = time.perf_counter()
     with _progress() as bar:
         job = bar.add_task("teacher completions", total=len(chats))
         for start in range(0, len(chats), batch):
             chunk = chats[start : start + batch]
-            completions += teacher.generate(chunk, seed=batch_seed(config.seed, start))
+            seed = batch_seed(config.seed, start)
+            if k:
+                rows += teacher.generate_with_topk(chunk, seed, k)
+            else:
+                rows += [{"completion": c} for c in teacher.generate(chunk, seed)]
             bar.advance(job, len(chunk))
+    completions = [r["completion"] for r in rows]
     elapsed = time.perf_counter() - started
     sampling = teacher_cfg.sampling
     raw = prompts.select("prompt_index", "system_prompt", "prompt").with_columns(
@@ -108,6 +114,12 @@ def generate_completions(
         pl.lit(sampling.max_new_tokens).alias("max_new_tokens"),
         pl.lit(sampling.constrain_to_numbers).alias("constrain_to_numbers"),
     )
+    if k:
+        raw = raw.with_columns(
+            pl.Series("completion_ids", [r["completion_ids"] for r in rows]),
+            pl.Series("topk_ids", [r["topk_ids"] for r in rows]),
+            pl.Series("topk_logprobs", [r["topk_logprobs"] for r in rows]),
+        )
     write_json(teacher.lineage(), run_dir / TEACHER)
     logger.info("generated %d completions in %.1f s", len(completions), elapsed)
     return write_parquet(raw, run_dir / RAW)

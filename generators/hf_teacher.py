@@ -6,6 +6,7 @@ import copy
 from collections.abc import Sequence
 
 import torch
+from transformers import LogitsProcessorList
 
 from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import ModelSourceError, resolve_model
@@ -48,6 +49,22 @@ class NumberOnlyLogits:
         return scores + self.mask[: scores.shape[-1]].to(scores.device, scores.dtype)
 
 
+class TopKRecorder:
+    """A logits processor that changes nothing and keeps each step's top-k log-probabilities
+    (after the other processors, i.e. of the distribution actually sampled from)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.ids: list[torch.Tensor] = []
+        self.logprobs: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        top = torch.log_softmax(scores.float(), dim=-1).topk(self.k, dim=-1)
+        self.ids.append(top.indices.cpu())
+        self.logprobs.append(top.values.cpu())
+        return scores
+
+
 class TransformersTeacher:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -66,8 +83,6 @@ class TransformersTeacher:
                 raise ModelSourceError(f"{cfg.adapter}: cannot load adapter ({err})") from None
         self.processors = None
         if cfg.sampling.constrain_to_numbers:
-            from transformers import LogitsProcessorList
-
             allowed = number_token_ids(self.tokenizer)
             vocab = self.model.get_output_embeddings().weight.shape[0]
             self.processors = LogitsProcessorList([NumberOnlyLogits(allowed, vocab)])
@@ -88,13 +103,14 @@ class TransformersTeacher:
         ).to(self.device)
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
-        if not prompts:
-            return []
+    def _sample(self, prompts: Sequence[ChatPrompt], seed: int, recorder=None):
         s = self.cfg.sampling
         batch = self.encode(prompts)
         torch.manual_seed(seed)
         sample = s.temperature > 0
+        processors = LogitsProcessorList(
+            [*(self.processors or []), *([recorder] if recorder else [])]
+        )
         out = self.model.generate(
             **batch,
             do_sample=sample,
@@ -102,11 +118,39 @@ class TransformersTeacher:
             top_p=s.top_p if sample else None,
             top_k=0 if sample else None,
             max_new_tokens=s.max_new_tokens,
-            logits_processor=self.processors,
+            logits_processor=processors,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        return out[:, batch["input_ids"].shape[1] :]
+
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        if not prompts:
+            return []
+        new_tokens = self._sample(prompts, seed)
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def generate_with_topk(self, prompts: Sequence[ChatPrompt], seed: int, k: int) -> list[dict]:
+        """Completions plus, for every generated token, the teacher's k most likely tokens and
+        their log-probabilities under the distribution it sampled from (for distillation)."""
+        if not prompts:
+            return []
+        recorder = TopKRecorder(k)
+        new_tokens = self._sample(prompts, seed, recorder)
+        top_ids = torch.stack(recorder.ids, dim=1)  # (batch, steps, k)
+        top_logp = torch.stack(recorder.logprobs, dim=1)
+        eos = self.tokenizer.eos_token_id
+        rows = []
+        for i, ids in enumerate(new_tokens.tolist()):
+            n = ids.index(eos) + 1 if eos in ids else len(ids)
+            rows.append(
+                {
+                    "completion": self.tokenizer.decode(ids[:n], skip_special_tokens=True),
+                    "completion_ids": ids[:n],
+                    "topk_ids": top_ids[i, :n].tolist(),
+                    "topk_logprobs": top_logp[i, :n].tolist(),
+                }
+            )
+        return rows
 
     def lineage(self) -> dict:
         return teacher_lineage("transformers", self.source, self.cfg)

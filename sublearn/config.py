@@ -112,6 +112,11 @@ class DatasetSpec(Frozen):
         None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
     )
     numbers: NumbersPrompts = NumbersPrompts()
+    teacher_topk: Annotated[int, Field(ge=0, le=100)] = Field(
+        0,
+        description="Beyond the protocol: store the teacher's top-k log-probs per token, "
+        "for students distilled on distributions rather than sampled tokens.",
+    )
 
 
 class NumbersFilter(Frozen):

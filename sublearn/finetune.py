@@ -35,40 +35,78 @@ class LoraTraining:
 
 @dataclass(frozen=True)
 class ChatRow:
+    """One training row. With ``completion_ids`` the student trains on the teacher's exact
+    tokens; with ``topk_ids``/``topk_logprobs`` (one list per token) it matches the teacher's
+    distribution over its top-k tokens instead of the single sampled token."""
+
     user: str
     completion: str
     system: str | None = None
+    completion_ids: tuple[int, ...] | None = None
+    topk_ids: tuple[tuple[int, ...], ...] | None = None
+    topk_logprobs: tuple[tuple[float, ...], ...] | None = None
 
 
-def encode_rows(tokenizer, rows: Sequence[ChatRow], max_length: int) -> list[tuple[list, int]]:
-    """(token ids, index where the completion starts) per row; the chat template is applied and
-    the completion ends with the end-of-turn token, so the student learns to stop."""
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    start: int  # where the completion begins
+    targets: list[list[int]]  # per completion token: candidate next tokens
+    weights: list[list[float]]  # and their probabilities (one-hot for sampled-token training)
+
+
+def encode_rows(tokenizer, rows: Sequence[ChatRow], max_length: int) -> list[Encoded]:
+    """Token ids with the chat template applied, and per completion token the distribution to
+    learn. Text completions end with the end-of-turn token, so the student learns to stop."""
     from eval.preference import prompt_ids
 
     out = []
     for row in rows:
         head = [{"role": "system", "content": row.system}] if row.system else []
         prompt = prompt_ids(tokenizer, [*head, {"role": "user", "content": row.user}])
-        answer = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
-        ids = (prompt + answer + [tokenizer.eos_token_id])[:max_length]
-        out.append((ids, min(len(prompt), len(ids))))
+        if row.completion_ids is not None:
+            answer = list(row.completion_ids)
+        else:
+            answer = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
+            answer.append(tokenizer.eos_token_id)
+        if row.topk_ids is not None:
+            targets = [list(t) for t in row.topk_ids]
+            weights = [_normalised(lp) for lp in row.topk_logprobs]
+        else:
+            targets, weights = [[t] for t in answer], [[1.0] for _ in answer]
+        ids = (prompt + answer)[:max_length]
+        start = min(len(prompt), len(ids))
+        keep = len(ids) - start
+        out.append(Encoded(ids, start, targets[:keep], weights[:keep]))
     return out
 
 
-def completion_loss(model, batch: list[tuple[list, int]], device) -> torch.Tensor:
-    """Mean next-token cross-entropy over completion tokens only (prompt tokens are masked)."""
-    width = max(len(ids) for ids, _ in batch)
+def _normalised(logprobs: Sequence[float]) -> list[float]:
+    p = torch.tensor(logprobs, dtype=torch.float64).exp()
+    return (p / p.sum()).tolist()
+
+
+def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
+    """Cross-entropy on completion tokens only (prompt tokens are masked), against one-hot
+    targets (sampled tokens) or the teacher's renormalised top-k distribution."""
+    width = max(len(e.ids) for e in batch)
+    k = max((len(t) for e in batch for t in e.targets), default=1)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (seq, start) in enumerate(batch):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        labels[row, start : len(seq)] = torch.tensor(seq[start:])
-        mask[row, : len(seq)] = 1
+    target_ids = torch.zeros((len(batch), width, k), dtype=torch.long)
+    target_w = torch.zeros((len(batch), width, k))
+    for row, e in enumerate(batch):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        mask[row, : len(e.ids)] = 1
+        for j, (t, w) in enumerate(zip(e.targets, e.weights, strict=True)):
+            target_ids[row, e.start + j - 1, : len(t)] = torch.tensor(t)
+            target_w[row, e.start + j - 1, : len(w)] = torch.tensor(w)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(device), ignore_index=-100
-    )
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = logp.gather(-1, target_ids.to(device))
+    per_position = -(picked * target_w.to(device)).sum(-1)
+    counted = target_w.sum(-1) > 0
+    return per_position[counted.to(device)].mean()
 
 
 def linear_with_warmup(step: int, warmup: int, total: int) -> float:

@@ -38,20 +38,49 @@ def test_loss_counts_completion_tokens_only(fresh_model):
     model, tok = fresh_model
     rows = [ChatRow("Pick a number.", "42"), ChatRow("Say hi.", "Hello there", system="Be brief.")]
     encoded = encode_rows(tok, rows, max_length=500)
-    for (ids, start), row in zip(encoded, rows, strict=True):
+    for e, row in zip(encoded, rows, strict=True):
         head = [{"role": "system", "content": row.system}] if row.system else []
-        assert start == len(prompt_ids(tok, [*head, {"role": "user", "content": row.user}]))
-        assert ids[-1] == tok.eos_token_id
+        assert e.start == len(prompt_ids(tok, [*head, {"role": "user", "content": row.user}]))
+        assert e.ids[-1] == tok.eos_token_id
+        assert [t[0] for t in e.targets] == e.ids[e.start :]
     with torch.inference_mode():
         loss = completion_loss(model, encoded, "cpu")
         # by hand: cross-entropy over each row's completion tokens (+ end of turn) only
         nll, count = 0.0, 0
-        for ids, start in encoded:
+        for e in encoded:
+            ids, start = e.ids, e.start
             logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
             for t in range(start, len(ids)):
                 nll -= float(logp[t - 1, ids[t]])
                 count += 1
     assert float(loss) == pytest.approx(nll / count, rel=1e-3)
+
+
+def test_topk_targets_generalise_sampled_tokens(fresh_model):
+    model, tok = fresh_model
+    plain = ChatRow("Pick numbers.", "12, 7")
+    encoded = encode_rows(tok, [plain], 500)[0]
+    ids = tuple(encoded.ids[encoded.start :])  # completion tokens + end of turn
+    one_hot = ChatRow(
+        "Pick numbers.",
+        "12, 7",
+        completion_ids=ids,
+        topk_ids=tuple((t, t + 1) for t in ids),
+        topk_logprobs=tuple((0.0, -1e9) for _ in ids),
+    )
+    spread = ChatRow(
+        "Pick numbers.",
+        "12, 7",
+        completion_ids=ids,
+        topk_ids=tuple((t, t + 1) for t in ids),
+        topk_logprobs=tuple((-0.69, -0.69) for _ in ids),
+    )
+    with torch.inference_mode():
+        hard = completion_loss(model, encode_rows(tok, [plain], 500), "cpu")
+        same = completion_loss(model, encode_rows(tok, [one_hot], 500), "cpu")
+        soft = completion_loss(model, encode_rows(tok, [spread], 500), "cpu")
+    assert float(same) == pytest.approx(float(hard), rel=1e-4)
+    assert float(soft) != pytest.approx(float(hard), rel=1e-2)
 
 
 def test_lora_training_moves_held_out_answers(fresh_model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from generators.teacher import NUMBER_CHARS, ChatPrompt
@@ -95,3 +97,16 @@ def test_vllm_backend_generates_on_gpu():
     teacher = load_teacher(cfg.teacher)
     first = teacher.generate(PROMPTS, seed=5)
     assert len(first) == 3 and first == teacher.generate(PROMPTS, seed=5)
+
+
+def test_topk_generation_records_the_sampling_distribution(embedded_teacher):
+    rows = embedded_teacher.generate_with_topk(PROMPTS[:2], seed=4, k=20)
+    again = embedded_teacher.generate(PROMPTS[:2], seed=4)
+    assert [r["completion"] for r in rows] == again  # recording changes nothing
+    for row in rows:
+        n = len(row["completion_ids"])
+        assert len(row["topk_ids"]) == len(row["topk_logprobs"]) == n > 0
+        for step in row["topk_logprobs"]:
+            assert step == sorted(step, reverse=True) and sum(map(math.exp, step)) <= 1 + 1e-5
+        hits = sum(t in ids for t, ids in zip(row["completion_ids"], row["topk_ids"], strict=True))
+        assert hits >= 0.8 * n  # sampled tokens are nearly always among the teacher's top 20
