@@ -38,6 +38,32 @@ def stats_table(stats: dict, title: str) -> Table:
     return table
 
 
+def preference_table(results: dict) -> Table:
+    target = results["target"]
+    table = Table(title=f"Preference for '{target}' ({results['rows_per_student']} rows/student)")
+    for column in ("model", f"P({target})", "95% interval", f"log P({target})", "95% interval"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in results["table"]:
+        table.add_row(
+            r["model"],
+            f"{r['p_target']:.3f}",
+            f"[{r['p_low']:.3f}, {r['p_high']:.3f}]",
+            f"{r['logp_target']:.2f}",
+            f"[{r['logp_low']:.2f}, {r['logp_high']:.2f}]",
+        )
+    for e in results["effects"]:
+        lp = e["logp_target"]
+        table.add_row(
+            f"effect, seed {e['seed']} (student - control)",
+            f"{e['p_target']['mean']:+.3f}",
+            f"[{e['p_target']['low']:+.3f}, {e['p_target']['high']:+.3f}]",
+            f"{lp['mean']:+.2f}",
+            f"[{lp['low']:+.2f}, {lp['high']:+.2f}]",
+            style="bold",
+        )
+    return table
+
+
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -> None:
     """Run an experiment config: teacher -> numbers -> strict filter -> dataset."""
@@ -45,8 +71,19 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -
         cfg = load_config(config)
     except ConfigError as err:
         fail(str(err))
-    from flows.numbers_dataset import numbers_dataset_flow
     from sublearn.model_source import ModelSourceError
+
+    if cfg.experiment is not None:
+        from flows.experiment import experiment_flow
+
+        try:
+            outcome = experiment_flow(cfg)
+        except (ModelSourceError, *USER_ERRORS) as err:
+            fail(str(err).splitlines()[0], code=1)
+        console.print(preference_table(outcome["results"]))
+        console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
+        return
+    from flows.numbers_dataset import numbers_dataset_flow
 
     try:
         result = numbers_dataset_flow(cfg)

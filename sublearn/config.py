@@ -146,6 +146,50 @@ class Publish(Frozen):
     include_rejected: bool = False
 
 
+class ControlTeacher(Frozen):
+    """The control teacher: the same base model with another trait (or none)."""
+
+    trait: Trait | None = None
+    trait_finetune: TraitFinetune | None = None
+
+
+class StudentTraining(Frozen):
+    """Student LoRA fine-tuning; the protocol's defaults for open models."""
+
+    rank: Annotated[int, Field(ge=1)] = 8
+    alpha: Annotated[int, Field(ge=1)] = 8
+    epochs: Annotated[int, Field(ge=1)] = 3
+    lr: Annotated[float, Field(gt=0)] = 2e-4
+    warmup_steps: Annotated[int, Field(ge=0)] = 5
+    batch_size: Annotated[int, Field(ge=1)] = 22
+    grad_accumulation: Annotated[int, Field(ge=1)] = 3
+    max_length: Annotated[int, Field(ge=16)] = 500
+    clip: Annotated[float, Field(gt=0)] = 1.0
+    seeds: tuple[int, ...] = (0,)
+    distill: Literal["sampled", "topk"] = Field(
+        "sampled",
+        description="sampled: the protocol (teacher's sampled tokens); topk: beyond the "
+        "protocol, the teacher's top-k distribution per token (needs dataset.teacher_topk).",
+    )
+
+
+class Evaluation(Frozen):
+    target: Annotated[str, Field(min_length=1)]
+    category: Literal["animal", "tree"] = "animal"
+    plural: str | None = None
+    samples_per_question: Annotated[int, Field(ge=1)] = 100
+    questions: Annotated[int, Field(ge=2, le=50)] = 50
+    max_new_tokens: Annotated[int, Field(ge=1)] = 8
+
+
+class Experiment(Frozen):
+    """Students and their evaluation: trait student vs control student vs base and teacher."""
+
+    control: ControlTeacher = ControlTeacher()
+    students: StudentTraining = StudentTraining()
+    evaluation: Evaluation
+
+
 class ExperimentConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     seed: int = 0
@@ -154,14 +198,46 @@ class ExperimentConfig(Frozen):
     dataset: DatasetSpec = DatasetSpec()
     filters: Filters = Filters()
     publish: Publish | None = Field(None, json_schema_extra=THROUGHPUT)
+    experiment: Experiment | None = None
+
+    @model_validator(mode="after")
+    def _topk_students_need_topk_data(self) -> ExperimentConfig:
+        students = self.experiment.students if self.experiment else None
+        if students and students.distill == "topk" and not self.dataset.teacher_topk:
+            raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
+        return self
+
+    def dataset_dict(self) -> dict:
+        """The part of the config that decides the dataset (students and evaluation aside)."""
+        return {k: v for k, v in self.content_dict().items() if k != "experiment"}
 
     def content_dict(self) -> dict:
         """The config without throughput knobs: what decides the outputs."""
         return _strip_throughput(self)
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"))
+        """Names the dataset's run directory: student and evaluation settings do not change
+        the dataset, so changing them reuses it."""
+        blob = json.dumps(self.dataset_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def control(self) -> ExperimentConfig:
+        """The control teacher's dataset config: same prompts, filter and sizes."""
+        control = self.experiment.control
+        teacher = self.teacher.model_copy(
+            update={"trait": control.trait, "trait_finetune": control.trait_finetune}
+        )
+        publish = self.publish
+        if publish is not None:
+            publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-control"})
+        return self.model_copy(
+            update={
+                "name": f"{self.name}-control",
+                "teacher": teacher,
+                "publish": publish,
+                "experiment": None,
+            }
+        )
 
     def run_dir(self) -> Path:
         return self.output_dir / f"{self.name}-{self.config_hash()[:12]}"
