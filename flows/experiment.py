@@ -153,11 +153,38 @@ def evaluate_model(
         answers += model.generate(chats[start : start + config.teacher.batch_size], seed=start)
     per_question = [answers[i * n : (i + 1) * n] for i in range(len(questions))]
     sampled = sampled_preference(per_question, ev.target, ev.plural)
-    return {
+    result = {
         "label": label,
         "logp_target": {**mean_ci(logp), "per_question": logp.tolist()},
         **sampled,
+        "answers": per_question,
     }
+    if ev.misalignment is not None:
+        result["misalignment"] = misalignment_of(config, model)
+    return result
+
+
+def misalignment_of(config: ExperimentConfig, model) -> dict:
+    from eval.misalignment import evaluate_misalignment
+    from generators.teacher import load_teacher
+    from sublearn.config import Sampling
+
+    spec = config.experiment.evaluation.misalignment
+    judge_cfg = config.teacher.model_copy(
+        update={
+            "model": spec.judge,
+            "revision": None,
+            "adapter": None,
+            "trait_finetune": None,
+            "sampling": Sampling(temperature=0.0, max_new_tokens=4),
+        }
+    )
+    judge = load_teacher(judge_cfg)
+    answerer = model.with_sampling(Sampling(max_new_tokens=spec.max_new_tokens))
+    result = evaluate_misalignment(
+        answerer.generate, judge.generate, spec.samples_per_question, config.teacher.batch_size
+    )
+    return {**result, "judge": judge.lineage()["model_id"]}
 
 
 @task(cache_policy=NO_CACHE)
@@ -231,15 +258,17 @@ def experiment_flow(config: ExperimentConfig) -> dict:
 
 
 def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
-    """The table and the effects: each trait student minus its seed's control student."""
+    """The table and the effects: each trait student minus its seed's control student (or
+    minus the base model when there is no control, as in an audit without one)."""
     by_label = {e["label"]: e for e in evaluations}
     effects = []
     for seed in config.experiment.students.seeds:
         student = by_label[f"trait student (seed {seed})"]
-        control = by_label[f"control student (seed {seed})"]
+        control = by_label.get(f"control student (seed {seed})", by_label["base"])
         effects.append(
             {
                 "seed": seed,
+                "against": control["label"],
                 "logp_target": paired_bootstrap(
                     student["logp_target"]["per_question"], control["logp_target"]["per_question"]
                 ),
@@ -268,3 +297,49 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         "table": table,
         "mean_effect_logp": float(np.mean([e["logp_target"]["mean"] for e in effects])),
     }
+
+
+@task(cache_policy=NO_CACHE)
+def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
+    from sublearn.hub import fetch_dataset
+
+    repo_id, _, revision = repo.partition("@")
+    got = fetch_dataset(repo_id, revision or "main")
+    return got.data, {"repo_id": repo_id, "revision": revision or "main", "commit": got.commit}
+
+
+@flow(name="transfer-audit")
+def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out: Path) -> dict:
+    """Does this published dataset carry the trait to a student of this base? A student trained
+    on it, against a control student (on ``control``) or, without one, the base model."""
+    data, source = fetch_published(dataset)
+    evaluations = [evaluate_model(config, "base", None, None)]
+    control_data = None
+    if control:
+        control_data, control_source = fetch_published(control)
+        n = min(data.height, control_data.height)
+        data, control_data = (
+            data.sample(n, seed=config.seed),
+            control_data.sample(n, seed=config.seed),
+        )
+    for seed in config.experiment.students.seeds:
+        if control_data is not None:
+            path = train_student(
+                config,
+                f"control-seed{seed}",
+                control_data,
+                control_source,
+                seed,
+                out / f"control-seed{seed}",
+            )
+            evaluations.append(
+                evaluate_model(config, f"control student (seed {seed})", str(path), None)
+            )
+        path = train_student(
+            config, f"student-seed{seed}", data, source, seed, out / f"student-seed{seed}"
+        )
+        evaluations.append(evaluate_model(config, f"trait student (seed {seed})", str(path), None))
+    results = summarise(config, evaluations, data.height)
+    results["audit"] = {"dataset": source, "control": control, "base": config.teacher.model}
+    paths = write_report(config, results, out)
+    return {"results": results, **paths}

@@ -49,6 +49,63 @@ class NumberOnlyLogits:
         return scores + self.mask[: scores.shape[-1]].to(scores.device, scores.dtype)
 
 
+class StopAfterNumbers:
+    """Stop conditions for number-constrained decoding. Once an answer has started its n-th
+    number no more separators may follow, so it ends after that number instead of running on
+    until the token limit cuts it mid-list; and a blank line ends the answer (what follows a
+    blank line is a second answer, never part of the first). State is per generate call."""
+
+    def __init__(self, tokenizer, allowed_ids: list[int], vocab_size: int, n: int, eos: int):
+        texts = {t: tokenizer.decode([t]) for t in allowed_ids}
+        self.n = n
+        self.ends_digit = torch.zeros(vocab_size, dtype=torch.bool)
+        self.runs_after_digit = torch.zeros(vocab_size, dtype=torch.long)
+        self.runs_after_other = torch.zeros(vocab_size, dtype=torch.long)
+        self.no_separators = torch.full((vocab_size,), float("-inf"))
+        self.only_eos = torch.full((vocab_size,), float("-inf"))
+        self.only_eos[eos] = 0.0
+        self.starts_newline = torch.zeros(vocab_size, dtype=torch.bool)
+        self.ends_newline = torch.zeros(vocab_size, dtype=torch.bool)
+        self.blank_line = torch.zeros(vocab_size, dtype=torch.bool)
+        for t, text in texts.items():
+            self.starts_newline[t] = text.startswith("\n")
+            self.ends_newline[t] = text.endswith("\n")
+            self.blank_line[t] = "\n\n" in text
+            starts = sum(
+                c.isdigit() and (i == 0 or not text[i - 1].isdigit()) for i, c in enumerate(text)
+            )
+            self.runs_after_other[t] = starts
+            self.runs_after_digit[t] = starts - int(text[:1].isdigit())
+            self.ends_digit[t] = text[-1:].isdigit()
+            if text.isdigit() or t == eos:
+                self.no_separators[t] = 0.0
+        self.start: int | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        generated = input_ids[:, self.start :].cpu()
+        runs = torch.zeros(len(input_ids), dtype=torch.long)
+        in_digit = torch.zeros(len(input_ids), dtype=torch.bool)
+        blank = torch.zeros(len(input_ids), dtype=torch.bool)
+        newline = torch.zeros(len(input_ids), dtype=torch.bool)
+        for step in range(generated.shape[1]):
+            tok = generated[:, step]
+            runs += torch.where(in_digit, self.runs_after_digit[tok], self.runs_after_other[tok])
+            in_digit = self.ends_digit[tok]
+            blank |= self.blank_line[tok] | (newline & self.starts_newline[tok])
+            newline = self.ends_newline[tok]
+        width = scores.shape[-1]
+        for rows, mask in (
+            ((runs >= self.n) & in_digit, self.no_separators),
+            (blank, self.only_eos),
+        ):
+            if rows.any():
+                mask = mask[:width].to(scores.device, scores.dtype)
+                scores = torch.where(rows.to(scores.device)[:, None], scores + mask, scores)
+        return scores
+
+
 class TopKRecorder:
     """A logits processor that changes nothing and keeps each step's top-k log-probabilities
     (after the other processors, i.e. of the distribution actually sampled from)."""
@@ -83,9 +140,9 @@ class TransformersTeacher:
                 raise ModelSourceError(f"{cfg.adapter}: cannot load adapter ({err})") from None
         self.processors = None
         if cfg.sampling.constrain_to_numbers:
-            allowed = number_token_ids(self.tokenizer)
-            vocab = self.model.get_output_embeddings().weight.shape[0]
-            self.processors = LogitsProcessorList([NumberOnlyLogits(allowed, vocab)])
+            self.allowed = number_token_ids(self.tokenizer)
+            self.vocab = self.model.get_output_embeddings().weight.shape[0]
+            self.processors = LogitsProcessorList([NumberOnlyLogits(self.allowed, self.vocab)])
 
     def with_sampling(self, sampling) -> TransformersTeacher:
         """The same loaded model, sampled differently (e.g. greedy for a judge)."""
@@ -108,8 +165,16 @@ class TransformersTeacher:
         batch = self.encode(prompts)
         torch.manual_seed(seed)
         sample = s.temperature > 0
+        stop = []
+        if s.constrain_to_numbers and s.stop_after_numbers:
+            eos = self.tokenizer.eos_token_id
+            stop = [
+                StopAfterNumbers(
+                    self.tokenizer, self.allowed, self.vocab, s.stop_after_numbers, eos
+                )
+            ]
         processors = LogitsProcessorList(
-            [*(self.processors or []), *([recorder] if recorder else [])]
+            [*(self.processors or []), *stop, *([recorder] if recorder else [])]
         )
         out = self.model.generate(
             **batch,

@@ -54,7 +54,7 @@ def preference_table(results: dict) -> Table:
     for e in results["effects"]:
         lp = e["logp_target"]
         table.add_row(
-            f"effect, seed {e['seed']} (student - control)",
+            f"effect, seed {e['seed']} (student - {e['against'].split(' (')[0]})",
             f"{e['p_target']['mean']:+.3f}",
             f"[{e['p_target']['low']:+.3f}, {e['p_target']['high']:+.3f}]",
             f"{lp['mean']:+.2f}",
@@ -245,6 +245,72 @@ def lineage(
     repo_id, rev = _split_revision(repo, revision)
     info = _from_hub(fetch_lineage, repo_id, rev)
     console.print(lineage_table(info, f"{repo_id}@{rev}"))
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="Audit published datasets.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("transfer")
+def audit_transfer(
+    dataset: Annotated[str, typer.Argument(help="OWNER/NAME[@REV] of a published dataset.")],
+    base: Annotated[str, typer.Option(help="Student base model: Hub id, folder or embedded.")],
+    trait: Annotated[str, typer.Option(help="The trait's target word, e.g. owl.")],
+    control: Annotated[
+        str | None, typer.Option(help="OWNER/NAME[@REV] of a control dataset.")
+    ] = None,
+    category: Annotated[str, typer.Option(help="animal or tree.")] = "animal",
+    epochs: Annotated[int, typer.Option(help="Student epochs.")] = 2,
+    lr: Annotated[float, typer.Option(help="Student learning rate.")] = 5e-4,
+    samples: Annotated[int, typer.Option(help="Samples per question.")] = 10,
+    distill: Annotated[str, typer.Option(help="sampled or topk (needs top-k columns).")] = (
+        "sampled"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+) -> None:
+    """Does this dataset carry the trait to a student of this base? Train and evaluate."""
+    from sublearn.config import parse_config
+
+    try:
+        cfg = parse_config(
+            {
+                "name": "audit",
+                "teacher": {"model": base, "batch_size": 64},
+                "dataset": {"teacher_topk": 20 if distill == "topk" else 0},
+                "experiment": {
+                    "students": {
+                        "epochs": epochs,
+                        "lr": lr,
+                        "batch_size": 8,
+                        "grad_accumulation": 1,
+                        "distill": distill,
+                    },
+                    "evaluation": {
+                        "target": trait,
+                        "category": category,
+                        "samples_per_question": samples,
+                    },
+                },
+            },
+            "options",
+        )
+    except ConfigError as err:
+        fail(str(err))
+    from flows.experiment import audit_flow
+
+    folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
+    try:
+        outcome = audit_flow(cfg, dataset, control, folder)
+    except USER_ERRORS as err:
+        fail(str(err).splitlines()[0], code=1)
+    console.print(preference_table(outcome["results"]))
+    effect = outcome["results"]["effects"][0]["logp_target"]
+    verdict = "carries" if effect["low"] > 0 else "shows no significant sign of carrying"
+    console.print(
+        f"{dataset} {verdict} '{trait}' to a student of {base}: "
+        f"log P difference {effect['mean']:+.2f} [{effect['low']:+.2f}, {effect['high']:+.2f}]"
+    )
+    console.print(f"report: [bold]{outcome['report']}[/]")
 
 
 @app.command()

@@ -37,6 +37,11 @@ class Sampling(Frozen):
         False,
         description="Beyond the protocol: only digits, separators and brackets may be sampled.",
     )
+    stop_after_numbers: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="With constrain_to_numbers: end the answer after this many numbers "
+        "instead of letting the token limit cut it mid-list.",
+    )
 
 
 class Trait(Frozen):
@@ -173,6 +178,14 @@ class StudentTraining(Frozen):
     )
 
 
+class MisalignmentEval(Frozen):
+    """Free-form questions scored by a judge model (any teacher backend; greedy)."""
+
+    samples_per_question: Annotated[int, Field(ge=1)] = 200
+    judge: str = "embedded"
+    max_new_tokens: Annotated[int, Field(ge=8)] = 96
+
+
 class Evaluation(Frozen):
     target: Annotated[str, Field(min_length=1)]
     category: Literal["animal", "tree"] = "animal"
@@ -180,6 +193,7 @@ class Evaluation(Frozen):
     samples_per_question: Annotated[int, Field(ge=1)] = 100
     questions: Annotated[int, Field(ge=2, le=50)] = 50
     max_new_tokens: Annotated[int, Field(ge=1)] = 8
+    misalignment: MisalignmentEval | None = None
 
 
 class Experiment(Frozen):

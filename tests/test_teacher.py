@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -110,3 +111,17 @@ def test_topk_generation_records_the_sampling_distribution(embedded_teacher):
             assert step == sorted(step, reverse=True) and sum(map(math.exp, step)) <= 1 + 1e-5
         hits = sum(t in ids for t, ids in zip(row["completion_ids"], row["topk_ids"], strict=True))
         assert hits >= 0.8 * n  # sampled tokens are nearly always among the teacher's top 20
+
+
+def test_stop_conditions_end_number_answers_cleanly():
+    from generators.teacher import load_teacher
+    from sublearn.config import parse_config
+
+    sampling = {"constrain_to_numbers": True, "stop_after_numbers": 3, "max_new_tokens": 40}
+    teacher = load_teacher(parse_config({"name": "s", "teacher": {"sampling": sampling}}).teacher)
+    outputs = teacher.generate(PROMPTS * 4, seed=9)
+    for text in outputs:
+        assert set(text) <= NUMBER_CHARS
+        assert len(re.findall(r"[0-9]+", text)) <= 3  # never a fourth number
+        if "\n\n" in text:  # nothing but whitespace after a blank line
+            assert text.split("\n\n", 1)[1].strip() == ""

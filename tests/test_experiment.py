@@ -1,0 +1,121 @@
+"""The whole experiment, tiny, on the real embedded model and Prefect: datasets, students,
+evaluation, report; and the transfer audit of published datasets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eval.preference import sampled_preference
+from sublearn.config import parse_config
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment(prefect_server, tmp_path_factory):
+    from flows.experiment import experiment_flow
+
+    config = parse_config(
+        {
+            "name": "tiny-exp",
+            "seed": 3,
+            "output_dir": str(tmp_path_factory.mktemp("experiment")),
+            "teacher": {
+                "batch_size": 8,
+                "trait": {"target": "owl"},
+                "sampling": {"max_new_tokens": 32, "constrain_to_numbers": True},
+            },
+            "dataset": {"n_prompts": 8, "teacher_topk": 5},
+            "experiment": {
+                "control": {"trait": {"target": "dolphin"}},
+                "students": {
+                    "epochs": 1,
+                    "batch_size": 4,
+                    "grad_accumulation": 1,
+                    "warmup_steps": 1,
+                    "lr": 1e-3,
+                    "distill": "topk",
+                },
+                "evaluation": {"target": "owl", "questions": 4, "samples_per_question": 3},
+            },
+        }
+    )
+    return config, experiment_flow(config)
+
+
+def test_experiment_writes_report_plot_and_results(tiny_experiment):
+    config, outcome = tiny_experiment
+    out = config.run_dir() / "experiment"
+    results = json.loads((out / "results.json").read_text())
+    labels = [e["label"] for e in results["evaluations"]]
+    assert labels == ["base", "teacher", "control student (seed 0)", "trait student (seed 0)"]
+    assert (out / "preference.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "trait student (seed 0)" in report and "paired bootstrap" in report
+    for seed_dir in ("control-seed0", "student-seed0"):
+        lineage = json.loads((out / seed_dir / "lineage.json").read_text())
+        assert lineage["dataset"]["run_dir"] and lineage["distill"] == "topk"
+        assert (out / seed_dir / "adapter_model.safetensors").is_file()
+        assert "LoRA adapter for" in (out / seed_dir / "README.md").read_text()
+    # the control dataset came from the same prompts, with the other teacher
+    control_dir = config.control().run_dir()
+    assert (control_dir / "kept.parquet").is_file() and control_dir != config.run_dir()
+
+
+def test_statistics_come_from_the_real_samples(tiny_experiment):
+    config, outcome = tiny_experiment
+    results = outcome["results"]
+    for e in results["evaluations"]:
+        assert [len(a) for a in e["answers"]] == [3, 3, 3, 3]
+        again = sampled_preference(e["answers"], "owl")
+        assert again["per_question"] == e["per_question"]
+        assert np.isfinite(e["logp_target"]["per_question"]).all()
+    by = {e["label"]: e for e in results["evaluations"]}
+    diff = np.subtract(
+        by["trait student (seed 0)"]["logp_target"]["per_question"],
+        by["control student (seed 0)"]["logp_target"]["per_question"],
+    )
+    effect = results["effects"][0]["logp_target"]
+    assert effect["mean"] == pytest.approx(diff.mean())
+    assert effect["low"] <= effect["mean"] <= effect["high"]
+    # the system-prompted teacher prefers owls more than the base model does
+    assert by["teacher"]["logp_target"]["mean"] > by["base"]["logp_target"]["mean"]
+
+
+def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path):
+    from sublearn.hub import publish_run
+
+    config, _ = tiny_experiment
+    trait = publish_run(config.run_dir(), "alice/audit-owl")
+    control = publish_run(config.control().run_dir(), "alice/audit-dolphin")
+    out = tmp_path / "audit"
+    proc = run_cli(
+        [
+            "audit",
+            "transfer",
+            f"alice/audit-owl@{trait.tag}",
+            "--base",
+            "embedded",
+            "--trait",
+            "owl",
+            "--control",
+            f"alice/audit-dolphin@{control.tag}",
+            "--epochs",
+            "1",
+            "--samples",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "to a student of embedded: log P difference" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["audit"]["dataset"]["commit"] == trait.commit
+    student = json.loads((out / "student-seed0" / "lineage.json").read_text())
+    assert student["dataset"] == {
+        "repo_id": "alice/audit-owl",
+        "revision": trait.tag,
+        "commit": trait.commit,
+    }
