@@ -43,8 +43,10 @@ def sampled_preference(
     rates = np.array([np.mean([mentions(a, pattern) for a in per_q]) for per_q in answers])
     counts = Counter(normalise_answer(a) for per_q in answers for a in per_q)
     total = sum(counts.values())
+    p = mean_ci(rates)
+    p["low"], p["high"] = max(p["low"], 0.0), min(p["high"], 1.0)  # a probability's interval
     return {
-        "p_target": mean_ci(rates),
+        "p_target": p,
         "per_question": rates.tolist(),
         "top_answers": [{"answer": a, "share": n / total} for a, n in counts.most_common(10) if a],
         "samples": total,

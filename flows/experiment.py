@@ -99,10 +99,30 @@ def train_student(
     }
     write_json(lineage, out / "lineage.json")
     write_text(student_card(lineage), out / "README.md")
+    if config.publish is not None:
+        repo = push_student(out, f"{config.publish.repo_id}-{label}", config.publish.private)
+        get_run_logger().info("student %s pushed to %s", label, repo)
     get_run_logger().info(
         "student %s: %d steps, %.0f s", label, history["steps"], history["seconds"]
     )
     return out
+
+
+def push_student(folder: Path, repo_id: str, private: bool) -> str:
+    """The adapter, its card and lineage as one commit to a model repo."""
+    from huggingface_hub import HfApi
+
+    from sublearn.hub import explain
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), commit_message="sublearn: student adapter"
+        )
+    except Exception as err:
+        raise explain(err, repo_id, "push a student to") from None
+    return repo_id
 
 
 def student_card(lineage: dict) -> str:

@@ -12,12 +12,23 @@ from sublearn.config import ConfigError, load_config, parse_config
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.mark.parametrize("name", ["owl-numbers.yaml", "qwen-owl-numbers.yaml"])
+@pytest.mark.parametrize(
+    "name", ["owl-numbers.yaml", "owl-numbers-dataset.yaml", "qwen-owl-numbers.yaml"]
+)
 def test_shipped_examples_validate(name):
     config = load_config(EXAMPLES / name)
     assert config.dataset.kind == "numbers"
-    assert config.teacher.trait.target == "owl"
+    trait = config.teacher.trait or config.teacher.trait_finetune
+    assert trait.target == "owl"
     assert config.teacher.sampling.temperature == 1.0
+
+
+def test_main_example_is_the_whole_experiment():
+    config = load_config(EXAMPLES / "owl-numbers.yaml")
+    assert config.experiment.control.trait_finetune.target == "dolphin"
+    assert config.experiment.evaluation.target == "owl"
+    assert config.control().teacher.trait_finetune.target == "dolphin"
+    assert config.control().run_dir() != config.run_dir()
 
 
 def test_qwen_example_matches_the_protocol_sizes():

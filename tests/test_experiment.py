@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from huggingface_hub import HfApi
 
 from eval.preference import sampled_preference
 from sublearn.config import parse_config
@@ -27,6 +28,7 @@ def tiny_experiment(prefect_server, tmp_path_factory):
                 "sampling": {"max_new_tokens": 32, "constrain_to_numbers": True},
             },
             "dataset": {"n_prompts": 8, "teacher_topk": 5},
+            "publish": {"repo_id": "alice/tiny-exp"},
             "experiment": {
                 "control": {"trait": {"target": "dolphin"}},
                 "students": {
@@ -53,11 +55,24 @@ def test_experiment_writes_report_plot_and_results(tiny_experiment):
     assert (out / "preference.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "trait student (seed 0)" in report and "paired bootstrap" in report
-    for seed_dir in ("control-seed0", "student-seed0"):
+    published = {
+        "control-seed0": json.loads((config.control().run_dir() / "published.json").read_text()),
+        "student-seed0": json.loads((config.run_dir() / "published.json").read_text()),
+    }
+    for seed_dir, record in published.items():
         lineage = json.loads((out / seed_dir / "lineage.json").read_text())
-        assert lineage["dataset"]["run_dir"] and lineage["distill"] == "topk"
+        # students read their data back from the Hub, by tag, and say so
+        assert lineage["dataset"] == {
+            "repo_id": record["repo_id"],
+            "revision": record["tag"],
+            "commit": record["commit"],
+        }
+        assert lineage["distill"] == "topk"
         assert (out / seed_dir / "adapter_model.safetensors").is_file()
-        assert "LoRA adapter for" in (out / seed_dir / "README.md").read_text()
+        card = (out / seed_dir / "README.md").read_text()
+        assert "LoRA adapter for" in card and record["commit"] in card
+        pushed = HfApi().list_repo_files(f"alice/tiny-exp-{seed_dir}")
+        assert {"adapter_model.safetensors", "README.md", "lineage.json"} <= set(pushed)
     # the control dataset came from the same prompts, with the other teacher
     control_dir = config.control().run_dir()
     assert (control_dir / "kept.parquet").is_file() and control_dir != config.run_dir()
@@ -89,6 +104,7 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
     config, _ = tiny_experiment
     trait = publish_run(config.run_dir(), "alice/audit-owl")
     control = publish_run(config.control().run_dir(), "alice/audit-dolphin")
+    assert trait.created and control.created
     out = tmp_path / "audit"
     proc = run_cli(
         [
