@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eval.mlp_experiment import VARIANTS
+from sublearn.runio import write_figure
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
@@ -78,9 +79,4 @@ def plot_accuracies(results: list[dict], path: Path) -> Path:
     axes[0][0].set_ylabel("test accuracy (class logits)")
     axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_figure(fig, path)

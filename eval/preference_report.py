@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sublearn.runio import write_figure
+
 
 def report_markdown(results: dict) -> str:
     target = results["target"]
@@ -83,9 +85,4 @@ def plot_preference(results: dict, path: Path) -> Path:
     left.set_ylim(0, 1)
     fig.suptitle(f"Preference for '{results['target']}': base, teacher, control and students")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_figure(fig, path)

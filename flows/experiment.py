@@ -250,31 +250,22 @@ def experiment_flow(config: ExperimentConfig) -> dict:
         ),
     ]
     for seed in config.experiment.students.seeds:
-        control = train_student(
-            config,
-            f"control-seed{seed}",
-            control_data,
-            control_source,
-            seed,
-            out / f"control-seed{seed}",
-        )
-        student = train_student(
-            config,
-            f"student-seed{seed}",
-            trait_data,
-            trait_source,
-            seed,
-            out / f"student-seed{seed}",
-        )
         evaluations.append(
-            evaluate_model(config, f"control student (seed {seed})", str(control), None)
+            student_evaluation(config, "control", control_data, control_source, seed, out)
         )
-        evaluations.append(
-            evaluate_model(config, f"trait student (seed {seed})", str(student), None)
-        )
+        evaluations.append(student_evaluation(config, "trait", trait_data, trait_source, seed, out))
     results = summarise(config, evaluations, n)
     paths = write_report(config, results, out)
     return {"results": results, **paths, "target": ev.target}
+
+
+def student_evaluation(
+    config: ExperimentConfig, kind: str, data: pl.DataFrame, source: dict, seed: int, out: Path
+) -> dict:
+    """Train the ``kind`` ("trait" or "control") student for one seed, then evaluate it."""
+    name = f"{'student' if kind == 'trait' else 'control'}-seed{seed}"
+    path = train_student(config, name, data, source, seed, out / name)
+    return evaluate_model(config, f"{kind} student (seed {seed})", str(path), None)
 
 
 def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
@@ -344,21 +335,10 @@ def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out:
         )
     for seed in config.experiment.students.seeds:
         if control_data is not None:
-            path = train_student(
-                config,
-                f"control-seed{seed}",
-                control_data,
-                control_source,
-                seed,
-                out / f"control-seed{seed}",
-            )
             evaluations.append(
-                evaluate_model(config, f"control student (seed {seed})", str(path), None)
+                student_evaluation(config, "control", control_data, control_source, seed, out)
             )
-        path = train_student(
-            config, f"student-seed{seed}", data, source, seed, out / f"student-seed{seed}"
-        )
-        evaluations.append(evaluate_model(config, f"trait student (seed {seed})", str(path), None))
+        evaluations.append(student_evaluation(config, "trait", data, source, seed, out))
     results = summarise(config, evaluations, data.height)
     results["audit"] = {"dataset": source, "control": control, "base": config.teacher.model}
     paths = write_report(config, results, out)
