@@ -47,9 +47,12 @@ def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
     # and the stats went to Prefect as a table artifact
     with get_client(sync_client=True) as client:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.sorting import ArtifactSort
 
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["numbers-filter-stats"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["numbers-filter-stats"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
         )
     assert artifacts and artifacts[0].type == "table"
     table = artifacts[0].data
