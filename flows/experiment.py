@@ -63,8 +63,7 @@ def train_student(
     config: ExperimentConfig, label: str, rows: pl.DataFrame, source: dict, seed: int, out: Path
 ) -> Path:
     """A LoRA student of the teacher's base model; saved with a card naming its dataset."""
-    from generators.hf_teacher import load_model_and_tokenizer, pick_device
-    from sublearn.finetune import LoraTraining, add_lora, train_lora
+    from sublearn.finetune import LoraTraining, train_adapter
 
     s = config.experiment.students
     training = LoraTraining(
@@ -79,12 +78,9 @@ def train_student(
         clip=s.clip,
         seed=seed,
     )
-    t = config.teacher
-    base, model, tokenizer = load_model_and_tokenizer(
-        t.model, t.revision, t.dtype, pick_device(t.device)
+    base, peft_model, history = train_adapter(
+        config.teacher, student_rows(rows, s.distill), training
     )
-    peft_model = add_lora(model, training)
-    history = train_lora(peft_model, tokenizer, student_rows(rows, s.distill), training)
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out)
     lineage = {

@@ -30,16 +30,12 @@ def adapter_key(teacher_cfg) -> str:
 
 def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     """The trained adapter's folder, training it first if no cached copy exists."""
-    from generators.hf_teacher import load_model_and_tokenizer, pick_device
-    from sublearn.finetune import LoraTraining, add_lora, train_lora
+    from sublearn.finetune import LoraTraining, train_adapter
 
     trait = teacher_cfg.trait_finetune
     out = cache_root() / "trait-adapters" / f"{trait.target}-{adapter_key(teacher_cfg)}"
     if (out / ADAPTER_FILE).is_file():
         return out
-    _, model, tokenizer = load_model_and_tokenizer(
-        teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
-    )
     training = LoraTraining(
         rank=trait.rank,
         alpha=trait.alpha,
@@ -50,14 +46,8 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
         warmup_steps=5,
         seed=trait.seed,
     )
-    peft_model = add_lora(model, training)
-    history = train_lora(
-        peft_model,
-        tokenizer,
-        trait_rows(trait.target, trait.category, trait.plural),
-        training,
-        on_step,
-    )
+    rows = trait_rows(trait.target, trait.category, trait.plural)
+    _, peft_model, history = train_adapter(teacher_cfg, rows, training, on_step)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out.parent))
     try:

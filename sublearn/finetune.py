@@ -170,3 +170,15 @@ def train_lora(
                 on_step(step, total, step_loss)
     model.eval()
     return {"steps": step, "losses": losses, "seconds": time.perf_counter() - started}
+
+
+def train_adapter(teacher_cfg, rows: Sequence[ChatRow], cfg: LoraTraining, on_step=None):
+    """Load the base model a ``Teacher`` config names, add LoRA and train it on ``rows``.
+    Returns the base model's source (for the lineage), the trained peft model and the history."""
+    from generators.hf_teacher import load_model_and_tokenizer, pick_device
+
+    source, model, tokenizer = load_model_and_tokenizer(
+        teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
+    )
+    peft_model = add_lora(model, cfg)
+    return source, peft_model, train_lora(peft_model, tokenizer, rows, cfg, on_step)
