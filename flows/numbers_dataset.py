@@ -1,13 +1,15 @@
-"""The dataset flow: prompts -> teacher completions -> strict filter -> saved dataset.
+"""The dataset flow: prompts -> trait teacher -> teacher completions -> strict filter -> Hub.
 
-Tasks hand each other file paths, not data frames, so every step's output is on disk in the run
-directory the moment it finishes, and a later step can be rerun from those files alone.
+Each step's output is cached in the step store (``sublearn.steps``) by its inputs and code, and
+linked into the run directory, so a rerun redoes only what a config change touches and a later
+step can be rerun from the files alone. Generation writes one shard per batch, so a run killed
+mid-way resumes with the unfinished batches only.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -15,17 +17,19 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from filters.numbers import FilterResult, NumbersRule, filter_numbers
+from flows.progress import StepProgress
 from flows.publish import publish_dataset
+from flows.summary import record_summary
+from generators.batches import assemble, done_indices, pending_batches, split_shards
 from generators.numbers_prompts import numbers_prompts
-from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
 from sublearn.lineage import dataset_lineage, file_sha256
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
+from sublearn.steps import StepError, StepPlan, StepStore, link_into, step_key
 
 PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
@@ -37,115 +41,185 @@ PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "teacher.json",
 )
 LINEAGE = "lineage.json"
+SHARDS = "shards"
 
 
-def batch_seed(seed: int, start: int) -> int:
-    """A sampling seed per batch, tied to the batch's first prompt index, not to timing."""
-    return seed * 1_000_003 + start
+def step_store(config: ExperimentConfig) -> StepStore:
+    return StepStore(config.output_dir / ".steps")
 
 
 @task(cache_policy=NO_CACHE)
-def build_prompts(config: ExperimentConfig, run_dir: Path) -> Path:
+def build_prompts(config: ExperimentConfig, folder: Path) -> dict:
     prompts = numbers_prompts(config.dataset.n_prompts, config.seed, config.dataset.numbers)
     system = trait_system_prompt(config.teacher.trait)
     prompts = prompts.with_columns(pl.lit(system, dtype=pl.String).alias("system_prompt"))
-    return write_parquet(prompts, run_dir / PROMPTS)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
+    write_parquet(prompts, folder / PROMPTS)
+    return {"files": [PROMPTS], "rows": prompts.height}
 
 
 @task(cache_policy=NO_CACHE)
-def train_trait_teacher(teacher_cfg: TeacherConfig) -> TeacherConfig:
-    """Fine-tune (or reuse) the trait adapter; the teacher then generates with it merged."""
+def train_trait_teacher(teacher_cfg: TeacherConfig) -> Path:
+    """Fine-tune the trait adapter (cached by base weights, trait settings and trait set)."""
     from generators.trait_teacher import ensure_trait_adapter
 
-    logger = get_run_logger()
-    with _progress() as bar:
-        job = bar.add_task("trait teacher (LoRA)", total=None)
+    with StepProgress("trait teacher (LoRA)", None) as progress:
 
         def on_step(step: int, total: int, loss: float) -> None:
-            bar.update(
-                job, completed=step, total=total, description=f"trait teacher loss {loss:.3f}"
-            )
+            progress.update(step, total, f"trait teacher loss {loss:.3f}")
 
         adapter = ensure_trait_adapter(teacher_cfg, on_step)
-    logger.info("trait adapter for %s: %s", teacher_cfg.trait_finetune.target, adapter)
-    return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
+    get_run_logger().info("trait adapter for %s: %s", teacher_cfg.trait_finetune.target, adapter)
+    return adapter
 
 
-@task(cache_policy=NO_CACHE)
-def generate_completions(
-    config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts_path: Path, run_dir: Path
-) -> Path:
-    logger = get_run_logger()
+@task(cache_policy=NO_CACHE, task_run_name="generate-shard-{index}")
+def generate_shard(
+    teacher_cfg: TeacherConfig,
+    prompts_path: Path,
+    batches: list[tuple[int, int]],
+    seed: int,
+    topk: int,
+    shard_dir: Path,
+    index: int = 0,
+) -> dict:
+    """Load the teacher and generate these batches, one shard file per batch."""
+    from generators.batches import generate_batches
+    from generators.teacher import load_teacher
+
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(teacher_cfg)
-    batch = teacher_cfg.batch_size
-    pairs = zip(prompts["system_prompt"], prompts["prompt"], strict=True)
-    chats = [ChatPrompt(system, user) for system, user in pairs]
-    k = config.dataset.teacher_topk
-    rows: list[dict] = []
-    started = time.perf_counter()
-    with _progress() as bar:
-        job = bar.add_task("teacher completions", total=len(chats))
-        for start in range(0, len(chats), batch):
-            chunk = chats[start : start + batch]
-            seed = batch_seed(config.seed, start)
-            if k:
-                rows += teacher.generate_with_topk(chunk, seed, k)
-            else:
-                rows += [{"completion": c} for c in teacher.generate(chunk, seed)]
-            bar.advance(job, len(chunk))
-    completions = [r["completion"] for r in rows]
-    elapsed = time.perf_counter() - started
+    rows = sum(min(b[1], prompts.height) - b[0] for b in batches)
+    with StepProgress(f"teacher completions (shard {index})", rows) as progress:
+        done = generate_batches(
+            teacher,
+            prompts,
+            batches,
+            seed,
+            topk,
+            shard_dir,
+            lambda n, _: progress.advance(n),
+        )
+    return {**done, "lineage": teacher.lineage()}
+
+
+@flow(name="generate-shards")
+def generation_flow(
+    teacher_cfg: TeacherConfig,
+    prompts_path: Path,
+    groups: list[list[tuple[int, int]]],
+    seed: int,
+    topk: int,
+    shard_dir: Path,
+) -> list[dict]:
+    """One task per shard, on whatever task runner the config chose (threads or Ray)."""
+    futures = [
+        generate_shard.submit(teacher_cfg, prompts_path, g, seed, topk, shard_dir, i)
+        for i, g in enumerate(groups)
+    ]
+    return [f.result() for f in futures]
+
+
+def run_generation(
+    config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts_path: Path, shard_dir: Path
+) -> list[dict]:
+    """Generate the batches that have no shard yet, split over ``scale_out.shards``."""
+    prompts = read_parquet(prompts_path, ("prompt_index",))
+    todo = pending_batches(
+        prompts["prompt_index"].to_list(), teacher_cfg.batch_size, done_indices(shard_dir)
+    )
+    if not todo:
+        return []
+    scale = config.scale_out
+    groups = split_shards(todo, scale.shards)
+    args = (teacher_cfg, prompts_path, groups, config.seed, config.dataset.teacher_topk, shard_dir)
+    if scale.runner == "ray":
+        from prefect_ray import RayTaskRunner
+        from prefect_ray.context import remote_options
+
+        runner = RayTaskRunner(address=scale.ray_address, init_kwargs={"include_dashboard": False})
+        with remote_options(num_gpus=scale.gpus_per_shard):
+            return generation_flow.with_options(task_runner=runner)(*args)
+    if len(groups) == 1:
+        return [generate_shard(*args[:2], groups[0], *args[3:])]
+    return generation_flow(*args)
+
+
+def generate_step(
+    config: ExperimentConfig,
+    teacher_cfg: TeacherConfig,
+    prompts_path: Path,
+    folder: Path,
+    fresh: bool,
+) -> dict:
+    """Completions for every prompt: resumes from the shards a killed run left behind."""
+    logger = get_run_logger()
+    shard_dir = folder / SHARDS
+    if fresh:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
+    already = len(list(shard_dir.glob("shard-*.parquet")))
+    results = run_generation(config, teacher_cfg, prompts_path, shard_dir)
+    redone = sum(r["batches"] for r in results)
+    tokens = sum(r["tokens"] for r in results)
+    seconds = max([r["seconds"] for r in results], default=0.0)
+    if already:
+        logger.info("resumed: %d batch(es) already done, %d generated now", already, redone)
     sampling = teacher_cfg.sampling
-    raw = prompts.select("prompt_index", "system_prompt", "prompt").with_columns(
-        pl.Series("completion", completions, dtype=pl.String),
-        pl.lit(teacher.lineage()["model_id"]).alias("teacher_model"),
+    raw = assemble(prompts.select("prompt_index", "system_prompt", "prompt"), shard_dir)
+    lineage = results[0]["lineage"] if results else json.loads((folder / TEACHER).read_text())
+    raw = raw.with_columns(
+        pl.lit(lineage["model_id"]).alias("teacher_model"),
         pl.lit(sampling.temperature).alias("temperature"),
         pl.lit(sampling.top_p).alias("top_p"),
         pl.lit(sampling.max_new_tokens).alias("max_new_tokens"),
         pl.lit(sampling.constrain_to_numbers).alias("constrain_to_numbers"),
     )
-    if k:
-        raw = raw.with_columns(
-            pl.Series("completion_ids", [r["completion_ids"] for r in rows]),
-            pl.Series("topk_ids", [r["topk_ids"] for r in rows]),
-            pl.Series("topk_logprobs", [r["topk_logprobs"] for r in rows]),
-        )
-    write_json(teacher.lineage(), run_dir / TEACHER)
-    logger.info("generated %d completions in %.1f s", len(completions), elapsed)
-    return write_parquet(raw, run_dir / RAW)
+    order = [
+        "prompt_index",
+        "system_prompt",
+        "prompt",
+        "completion",
+        "teacher_model",
+        "temperature",
+        "top_p",
+        "max_new_tokens",
+        "constrain_to_numbers",
+    ]
+    raw = raw.select(order + [c for c in raw.columns if c not in order])
+    write_json(lineage, folder / TEACHER)
+    write_parquet(raw, folder / RAW)
+    logger.info("generated %d completions (%d batches) in %.1f s", raw.height, redone, seconds)
+    return {
+        "files": [RAW, TEACHER],
+        "rows": raw.height,
+        "batches_reused": already,
+        "batches_generated": redone,
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+    }
 
 
 @task(cache_policy=NO_CACHE)
-def filter_completions(config: ExperimentConfig, raw_path: Path) -> FilterResult:
+def filter_completions(config: ExperimentConfig, raw_path: Path, folder: Path) -> dict:
     """Apply the strict filter and keep an optional seeded subsample of what passes."""
     raw = read_parquet(raw_path, ("prompt", "completion")).drop("system_prompt", strict=False)
     result = filter_numbers(raw, NumbersRule.from_config(config.filters.numbers))
     n_keep = config.dataset.n_keep
-    if n_keep is None or result.kept.height <= n_keep:
-        return result
-    kept = result.kept.sample(n=n_keep, seed=config.seed).sort("prompt_index")
-    return FilterResult(kept, result.rejected, {**result.stats, "subsampled_to": n_keep})
+    if n_keep is not None and result.kept.height > n_keep:
+        kept = result.kept.sample(n=n_keep, seed=config.seed).sort("prompt_index")
+        result = FilterResult(kept, result.rejected, {**result.stats, "subsampled_to": n_keep})
+    stats = {**result.stats, "dataset_rows": result.kept.height}
+    write_parquet(result.kept, folder / KEPT)
+    write_parquet(result.rejected, folder / REJECTED)
+    write_json(stats, folder / STATS)
+    return {"files": [KEPT, REJECTED, STATS], "rows": result.kept.height}
 
 
 @task(cache_policy=NO_CACHE)
-def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) -> dict:
-    """Write kept, rejected, stats, config and lineage atomically; log and publish the stats."""
-    logger = get_run_logger()
-    stats = {**result.stats, "dataset_rows": result.kept.height}
-    write_parquet(result.kept, run_dir / KEPT)
-    write_parquet(result.rejected, run_dir / REJECTED)
-    write_json(stats, run_dir / STATS)
-    write_text(dump_config(config), run_dir / CONFIG)
+def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
+    """Write the lineage of the dataset now in the run directory; log and publish its stats."""
+    stats = json.loads((run_dir / STATS).read_text())
     teacher = json.loads((run_dir / TEACHER).read_text())
     lineage = dataset_lineage(
         config,
@@ -156,7 +230,7 @@ def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) 
         str(flow_run.id) if flow_run.id else None,
     )
     write_json(lineage, run_dir / LINEAGE)
-    logger.info(
+    get_run_logger().info(
         "filter kept %d of %d (%.1f%%); dropped %s",
         stats["kept"],
         stats["total"],
@@ -172,17 +246,122 @@ def save_dataset(config: ExperimentConfig, result: FilterResult, run_dir: Path) 
     return stats
 
 
-@flow(name="numbers-dataset", log_prints=True)
-def numbers_dataset_flow(config: ExperimentConfig) -> dict:
-    """Generate, filter and save a numbers dataset; returns the filter stats and run dir."""
-    run_dir = config.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prompts_path = build_prompts(config, run_dir)
+def prompts_key(config: ExperimentConfig) -> str:
+    inputs = {
+        "n_prompts": config.dataset.n_prompts,
+        "numbers": config.dataset.numbers.model_dump(),
+        "seed": config.seed,
+        "system_prompt": trait_system_prompt(config.teacher.trait),
+    }
+    return step_key("prompts", inputs, ["generators.numbers_prompts"])
+
+
+def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
+    from generators.teacher import teacher_lineage
+    from sublearn.model_source import resolve_model
+
+    source = resolve_model(teacher_cfg.model, teacher_cfg.revision)
+    backend = teacher_cfg.backend
+    inputs = {
+        "prompts": prompts["digests"][PROMPTS],
+        "teacher": teacher_lineage(backend, source, teacher_cfg),
+        "topk": config.dataset.teacher_topk,
+        "seed": config.seed,
+    }
+    backend_module = "generators.vllm_teacher" if backend == "vllm" else "generators.hf_teacher"
+    return step_key(
+        "generate", inputs, ["generators.batches", "generators.teacher", backend_module]
+    )
+
+
+def filter_key(config: ExperimentConfig, raw: dict) -> str:
+    inputs = {
+        "raw": raw["digests"][RAW],
+        "filters": config.filters.model_dump(),
+        "n_keep": config.dataset.n_keep,
+        "seed": config.seed,
+    }
+    return step_key("filter", inputs, ["filters.numbers"])
+
+
+def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> TeacherConfig:
+    """The teacher as it generates: with its trait adapter when the trait is fine-tuned."""
     teacher_cfg = config.teacher
-    if teacher_cfg.trait_finetune:
-        teacher_cfg = train_trait_teacher(teacher_cfg)
-    raw_path = generate_completions(config, teacher_cfg, prompts_path, run_dir)
-    result = filter_completions(config, raw_path)
-    stats = save_dataset(config, result, run_dir)
-    published = publish_dataset(run_dir, config.publish) if config.publish else None
-    return {"run_dir": str(run_dir), "stats": stats, "published": published}
+    if not teacher_cfg.trait_finetune:
+        return teacher_cfg
+    from generators.trait_teacher import cached_trait_adapter
+
+    cached = cached_trait_adapter(teacher_cfg)
+    if cached is None and plan.upstream_only("teacher"):
+        raise StepError(f"step 'teacher': no trained trait adapter for {config.name}; run it first")
+    adapter = cached or train_trait_teacher(teacher_cfg)
+    log.append(entry("teacher", config.name, "reused" if cached else "ran", {}))
+    return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
+
+
+def entry(step: str, label: str, status: str, record: dict) -> dict:
+    return {
+        "step": step,
+        "dataset": label,
+        "status": status,
+        "rows": record.get("rows"),
+        "seconds": record.get("seconds") if status == "ran" else 0.0,
+        "tokens_per_s": record.get("tokens_per_s") if status == "ran" else None,
+        "batches_reused": record.get("batches_reused"),
+        "batches_generated": record.get("batches_generated") if status == "ran" else 0,
+    }
+
+
+def dataset_steps(
+    config: ExperimentConfig, plan: StepPlan, run_dir: Path, log: list[dict]
+) -> dict | None:
+    """The dataset steps as ``plan`` asks; the filter stats, or None when stopped earlier."""
+    store = step_store(config)
+    label = config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(dump_config(config), run_dir / CONFIG)
+
+    def do(step: str, key: str, compute) -> dict:
+        record, status = store.run(plan, step, key, compute)
+        for name in record["files"]:
+            link_into(store.folder(step, key) / name, run_dir / name)
+        log.append(entry(step, label, status, record))
+        return record
+
+    prompts = do("prompts", prompts_key(config), lambda f, _: build_prompts(config, f))
+    if not plan.runs("teacher"):
+        return None
+    teacher_cfg = trait_teacher(config, plan, log)
+    if not plan.runs("generate"):
+        return None
+    prompts_path = run_dir / PROMPTS
+    raw = do(
+        "generate",
+        generate_key(config, teacher_cfg, prompts),
+        lambda f, fresh: generate_step(config, teacher_cfg, prompts_path, f, fresh),
+    )
+    if not plan.runs("filter"):
+        return None
+    do("filter", filter_key(config, raw), lambda f, _: filter_completions(config, run_dir / RAW, f))
+    return save_dataset(config, run_dir)
+
+
+@flow(name="numbers-dataset", log_prints=True)
+def numbers_dataset_flow(
+    config: ExperimentConfig, plan: StepPlan | None = None, run_dir: Path | None = None
+) -> dict:
+    """Generate, filter, save and (when configured) publish a numbers dataset.
+
+    Returns the filter stats (None when ``plan`` stopped before the filter), the run directory,
+    the publish record and what each step did."""
+    plan = plan or StepPlan()
+    run_dir = Path(run_dir or config.run_dir())
+    log: list[dict] = []
+    stats = dataset_steps(config, plan, run_dir, log)
+    published = None
+    if stats is not None and config.publish and plan.runs("publish"):
+        published = publish_dataset(run_dir, config.publish)
+        status = "ran" if published["created"] else "reused"
+        log.append(entry("publish", config.name, status, {"rows": published["rows"]}))
+    record_summary(log, run_dir)
+    return {"run_dir": str(run_dir), "stats": stats, "published": published, "steps": log}

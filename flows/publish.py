@@ -6,11 +6,13 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 
 from sublearn.config import Publish
 from sublearn.runio import read_parquet, write_json
 
 PUBLISHED = "published.json"
+DATASET_PUBLISHED = "sublearn.dataset.published"
 
 
 def _transient(task, task_run, state) -> bool:
@@ -46,9 +48,24 @@ def publish_dataset(run_dir: Path, spec: Publish) -> dict:
         "rows": back.data.height,
     }
     write_json(record, Path(run_dir) / PUBLISHED)
+    announce(record)
     verb = "published" if published.created else "already published, unchanged:"
     get_run_logger().info("%s %s@%s (%s)", verb, published.repo_id, published.tag, published.commit)
     return record
+
+
+def announce(record: dict) -> None:
+    """The ``sublearn.dataset.published`` event: a deployment trigger starts the students."""
+    emit_event(
+        event=DATASET_PUBLISHED,
+        resource={
+            "prefect.resource.id": f"hf.dataset.{record['repo_id']}",
+            "hf.repo_id": record["repo_id"],
+            "hf.revision": record["tag"],
+            "hf.commit": record["commit"],
+        },
+        payload={"rows": record["rows"], "created": record["created"]},
+    )
 
 
 @flow(name="publish-dataset")

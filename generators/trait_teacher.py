@@ -28,12 +28,22 @@ def adapter_key(teacher_cfg) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def trait_adapter_dir(teacher_cfg) -> Path:
+    trait = teacher_cfg.trait_finetune
+    return cache_root() / "trait-adapters" / f"{trait.target}-{adapter_key(teacher_cfg)}"
+
+
+def cached_trait_adapter(teacher_cfg) -> Path | None:
+    out = trait_adapter_dir(teacher_cfg)
+    return out if (out / ADAPTER_FILE).is_file() else None
+
+
 def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     """The trained adapter's folder, training it first if no cached copy exists."""
     from sublearn.finetune import LoraTraining, train_adapter
 
     trait = teacher_cfg.trait_finetune
-    out = cache_root() / "trait-adapters" / f"{trait.target}-{adapter_key(teacher_cfg)}"
+    out = trait_adapter_dir(teacher_cfg)
     if (out / ADAPTER_FILE).is_file():
         return out
     training = LoraTraining(

@@ -64,36 +64,111 @@ def preference_table(results: dict) -> Table:
     return table
 
 
+def summary_table(steps: list[dict]) -> Table:
+    """What each step did: ran or reused (from the step cache), rows, seconds, tokens/s."""
+    table = Table(title="steps")
+    for column in ("step", "dataset", "status", "rows", "seconds", "tokens/s"):
+        table.add_column(column, justify="left" if column in ("step", "dataset") else "right")
+    for e in steps:
+        style = "green" if e["status"] == "ran" else "dim"
+        table.add_row(
+            e["step"],
+            e["dataset"],
+            f"[{style}]{e['status']}[/]",
+            "" if e.get("rows") is None else str(e["rows"]),
+            f"{e['seconds']:.1f}" if e.get("seconds") else "",
+            f"{e['tokens_per_s']:.0f}" if e.get("tokens_per_s") else "",
+        )
+    return table
+
+
+def execute(cfg, plan, run_dir: Path | None = None) -> None:
+    """Run a config under a step plan and print what came of it; every failure is one line."""
+    from sublearn.model_source import ModelSourceError
+
+    try:
+        if cfg.experiment is not None and run_dir is None:
+            from flows.experiment import experiment_flow
+
+            outcome = experiment_flow(cfg, plan)
+        else:
+            from flows.numbers_dataset import numbers_dataset_flow
+
+            outcome = numbers_dataset_flow(cfg, plan, run_dir)
+    except KeyboardInterrupt:
+        fail("interrupted; finished steps and generation batches are kept: rerun to resume", 130)
+    except OSError as err:
+        fail(f"{err.filename or 'disk'}: {err.strerror or err}", code=1)
+    except (ModelSourceError, *USER_ERRORS) as err:
+        fail(str(err).splitlines()[0], code=1)
+    console.print(summary_table(outcome["steps"]))
+    if outcome.get("results"):
+        console.print(preference_table(outcome["results"]))
+        console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
+        return
+    if outcome.get("stats"):
+        console.print(stats_table(outcome["stats"], f"{cfg.name}: numbers filter"))
+    if outcome.get("run_dir"):
+        console.print(f"run directory: [bold]{outcome['run_dir']}[/]")
+    if outcome.get("published"):
+        p = outcome["published"]
+        console.print(f"published: [bold]{p['repo_id']}@{p['tag']}[/] (commit {p['commit']})")
+
+
+def step_plan(
+    only: str | None, start: str | None, force: list[str] | None, stop: str | None = None
+):
+    from sublearn.steps import StepPlan
+
+    try:
+        return StepPlan(only=only, start=start, force=frozenset(force or ()), stop=stop)
+    except ValueError as err:
+        fail(str(err))
+
+
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -> None:
-    """Run an experiment config: teacher -> numbers -> strict filter -> dataset."""
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    only: Annotated[
+        str | None, typer.Option("--only", help="Rerun this step alone, from cached inputs.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Rerun this step and those after it.")
+    ] = None,
+    force: Annotated[
+        list[str] | None, typer.Option("--force", help="Recompute this step (repeatable).")
+    ] = None,
+    stop: Annotated[str | None, typer.Option("--to", help="Stop after this step.")] = None,
+) -> None:
+    """Run a config: teacher -> numbers -> strict filter -> dataset (-> students -> evaluation).
+
+    Steps: prompts, teacher, generate, filter, publish, finetune, evaluate, report. Each is
+    reused when its inputs and code are unchanged; the table at the end says which ran."""
+    plan = step_plan(only, start, force, stop)
     try:
         cfg = load_config(config)
     except ConfigError as err:
         fail(str(err))
-    from sublearn.model_source import ModelSourceError
+    execute(cfg, plan)
 
-    if cfg.experiment is not None:
-        from flows.experiment import experiment_flow
 
-        try:
-            outcome = experiment_flow(cfg)
-        except (ModelSourceError, *USER_ERRORS) as err:
-            fail(str(err).splitlines()[0], code=1)
-        console.print(preference_table(outcome["results"]))
-        console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
-        return
-    from flows.numbers_dataset import numbers_dataset_flow
-
+@app.command()
+def step(
+    name: Annotated[str, typer.Argument(help="generate, filter, publish, finetune, evaluate...")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="An existing run directory.")],
+) -> None:
+    """Run one step on an existing run directory, with the config saved there."""
+    plan = step_plan(name, None, None)
     try:
-        result = numbers_dataset_flow(cfg)
-    except (ModelSourceError, *USER_ERRORS) as err:
-        fail(str(err).splitlines()[0], code=1)
-    console.print(stats_table(result["stats"], f"{cfg.name}: numbers filter"))
-    console.print(f"run directory: [bold]{result['run_dir']}[/]")
-    if result["published"]:
-        p = result["published"]
-        console.print(f"published: [bold]{p['repo_id']}@{p['tag']}[/] (commit {p['commit']})")
+        cfg = load_config(run_dir / "config.yaml")
+    except ConfigError as err:
+        fail(str(err))
+    if name in ("finetune", "evaluate", "report"):
+        if cfg.experiment is None:
+            fail(f"{run_dir}/config.yaml: step {name!r} needs an experiment: section")
+        execute(cfg.model_copy(update={"output_dir": run_dir.parent}), plan)
+        return
+    execute(cfg.model_copy(update={"output_dir": run_dir.parent}), plan, run_dir)
 
 
 @filter_app.command("numbers")
@@ -377,3 +452,98 @@ def mlp(
         )
     console.print(table)
     console.print(f"plot: [bold]{report['plot']}[/]  results: [bold]{report['json']}[/]")
+
+
+@app.command()
+def serve(
+    configs: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")],
+    cron: Annotated[
+        str | None, typer.Option(help="Override the configs' schedules (e.g. '* * * * *').")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 1,
+) -> None:
+    """Serve every deployment of these configs from this process (Prefect ``serve``): the
+    scheduled production run, the step flows, and the event-triggered students/evaluation."""
+    from prefect import serve as prefect_serve
+
+    from flows.deployments import runner_deployments
+
+    try:
+        deployments = runner_deployments([str(c) for c in configs], cron)
+    except ConfigError as err:
+        fail(str(err))
+    for d in deployments:
+        when = ", ".join(s.schedule.cron for s in d.schedules) or "on demand"
+        console.print(f"serving [bold]{d.flow_name}/{d.name}[/] ({when})", highlight=False)
+    prefect_serve(*deployments, limit=limit, print_starting_message=False)
+
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Deployments and their schedules.")
+app.add_typer(schedule_app, name="schedule")
+
+
+def _specs(configs: list[Path] | None) -> list[dict]:
+    """Deployment specs of these configs, or of the ``prefect.yaml`` in this folder."""
+    if configs:
+        from flows.deployments import deployment_specs
+
+        try:
+            return [s for c in configs for s in deployment_specs(c)]
+        except ConfigError as err:
+            fail(str(err))
+    import yaml
+
+    path = Path("prefect.yaml")
+    if not path.is_file():
+        fail("prefect.yaml: not found here; name config files or run from the repository root")
+    return yaml.safe_load(path.read_text()).get("deployments") or []
+
+
+@schedule_app.command("list")
+def schedule_list(
+    configs: Annotated[
+        list[Path] | None, typer.Argument(help="Configs (default prefect.yaml).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="How many next runs to show.")] = 3,
+) -> None:
+    """Each deployment with its schedule, next runs and triggers."""
+    import asyncio
+
+    from prefect.server.schemas.schedules import CronSchedule
+
+    from flows.deployments import FLOWS
+
+    table = Table(title="sublearn deployments")
+    for column in ("deployment", "schedule", "next runs", "triggered by"):
+        table.add_column(column)
+    for spec in _specs(configs):
+        flow_name = FLOWS[spec["tags"][-1]].name
+        schedule, upcoming = "", ""
+        for s in spec.get("schedules") or []:
+            cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
+            dates = asyncio.run(cron_schedule.get_dates(runs))
+            schedule = f"{s['cron']} ({s['timezone']})"
+            upcoming = "\n".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in dates)
+        triggers = ", ".join(e for t in spec.get("triggers") or [] for e in t["expect"])
+        table.add_row(f"{flow_name}/{spec['name']}", schedule, upcoming, triggers)
+    console.print(table)
+
+
+@schedule_app.command("export")
+def schedule_export(
+    configs: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")],
+    out: Annotated[Path, typer.Option(help="Where to write.")] = Path("prefect.yaml"),
+) -> None:
+    """Write ``prefect.yaml`` for these configs (then ``prefect deploy --all``)."""
+    import yaml
+
+    from flows.deployments import prefect_yaml
+    from sublearn.runio import write_text
+
+    try:
+        document = prefect_yaml([str(c) for c in configs])
+    except ConfigError as err:
+        fail(str(err))
+    header = "# Written by `sublearn schedule export " + " ".join(map(str, configs)) + "`.\n"
+    write_text(header + yaml.safe_dump(document, sort_keys=False), out)
+    console.print(f"wrote {out}: {len(document['deployments'])} deployments")

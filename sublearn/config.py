@@ -76,6 +76,36 @@ class VllmOptions(Frozen):
     max_model_len: Annotated[int, Field(ge=64)] = 4096
 
 
+class ScaleOut(Frozen):
+    """Where generation shards run: in this process, or as Prefect tasks on a Ray cluster
+    (``prefect-ray``'s ``RayTaskRunner``). ``gpus_per_shard`` pins each shard to its own GPUs,
+    which is data parallelism across the GPUs of a node or a cluster."""
+
+    runner: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(
+        None, description="ray://HEAD:10001 or auto; none starts a local Ray instance."
+    )
+    shards: Annotated[int, Field(ge=1)] = 1
+    gpus_per_shard: Annotated[float, Field(ge=0)] = 0
+
+
+class Schedule(Frozen):
+    """When a deployment of this config produces its dataset (Prefect cron schedule)."""
+
+    cron: Annotated[str, Field(min_length=9)]
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid(self) -> Schedule:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.cron, timezone=self.timezone)
+        except ValidationError as err:
+            raise ValueError(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+
 class Teacher(Frozen):
     model: Annotated[str, Field(min_length=1)] = "embedded"
     revision: str | None = None
@@ -213,6 +243,8 @@ class ExperimentConfig(Frozen):
     filters: Filters = Filters()
     publish: Publish | None = Field(None, json_schema_extra=THROUGHPUT)
     experiment: Experiment | None = None
+    scale_out: ScaleOut = Field(ScaleOut(), json_schema_extra=THROUGHPUT)
+    schedule: Schedule | None = Field(None, json_schema_extra=THROUGHPUT)
 
     @model_validator(mode="after")
     def _topk_students_need_topk_data(self) -> ExperimentConfig:

@@ -82,6 +82,15 @@ def _remote_lineage(api, repo_id: str, revision: str) -> dict | None:
     return json.loads(Path(path).read_text())
 
 
+def tag_for_hash(config_hash: str) -> str:
+    """The tag a run is published under unless the config names one."""
+    return f"run-{config_hash[:12]}"
+
+
+def default_tag(config) -> str:
+    return tag_for_hash(config.config_hash())
+
+
 def publish_run(
     run_dir: Path,
     repo_id: str,
@@ -101,7 +110,7 @@ def publish_run(
     kept = read_parquet(run_dir / "kept.parquet", ("prompt", "completion"))
     if kept.height == 0:
         raise HubError(f"{run_dir}: no rows passed the filter; nothing to publish")
-    tag = tag or f"run-{lineage['config_hash'][:12]}"
+    tag = tag or tag_for_hash(lineage["config_hash"])
     api = _api()
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)

@@ -70,22 +70,26 @@ def embedded_teacher():
 
 
 @pytest.fixture(scope="session")
-def run_cli(prefect_server):
+def cli_env(prefect_server) -> dict:
+    """The environment for ``sublearn`` subprocesses: the session's Prefect server."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "120"}
+
+
+@pytest.fixture(scope="session")
+def run_cli(cli_env):
     """Run ``sublearn`` as a user would, in its own process, on the session's Prefect server
     (a flow run inside typer's in-process runner leaves Prefect logging to a closed stream)."""
     import subprocess
     import sys
-
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "120"}
 
     def run(args: list[str], **extra_env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "sublearn", *args],
             capture_output=True,
             text=True,
-            env={**env, **extra_env},
+            env={**cli_env, **extra_env},
             timeout=600,
         )
 

@@ -91,7 +91,7 @@ def test_run_prints_the_filter_table(run_cli, tiny_config_data, tmp_path):
     proc = run_cli(["run", str(config)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "kept" in proc.stdout and "invalid_format" in proc.stdout
-    run_dirs = list((tmp_path / "runs").iterdir())
+    run_dirs = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
     assert len(run_dirs) == 1 and f"run directory: {run_dirs[0]}" in proc.stdout
     stats = json.loads((run_dirs[0] / "stats.json").read_text())
     assert f"│ kept                      │ {stats['kept']:>4} │" in proc.stdout

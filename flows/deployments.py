@@ -1,0 +1,200 @@
+"""Deployable flows and the deployments a config asks for.
+
+Deployment parameters must be JSON, so these flows take a config *path* and load it in the
+flow run. One function, ``deployment_specs``, decides every deployment of a config (name,
+entry point, parameters, cron schedule, event triggers); ``sublearn serve`` turns the specs into
+Prefect ``RunnerDeployment`` objects and serves them, and ``sublearn schedule export`` writes
+the same specs as ``prefect.yaml`` for ``prefect deploy --all`` and a process worker.
+
+Chaining: publishing emits ``sublearn.dataset.published`` and the finetune deployment is
+triggered by it; finetuning emits ``sublearn.student.trained`` and evaluation follows it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from sublearn.config import ExperimentConfig, load_config
+from sublearn.steps import StepPlan
+
+WORK_POOL = "sublearn-process"
+ENTRY = "flows/deployments.py"
+
+
+def run_plan(config: str, plan: StepPlan) -> dict:
+    """Load the config and run it under ``plan``; the result without bulky evaluation data."""
+    cfg = load_config(config)
+    if cfg.experiment is not None:
+        from flows.experiment import experiment_flow
+
+        outcome = experiment_flow(cfg, plan)
+    else:
+        from flows.numbers_dataset import numbers_dataset_flow
+
+        outcome = numbers_dataset_flow(cfg, plan)
+    return {k: v for k, v in outcome.items() if k != "results"}
+
+
+@flow(name="sublearn-run")
+def run_config(
+    config: str,
+    only: str | None = None,
+    start: str | None = None,
+    force: list[str] | None = None,
+    stop: str | None = None,
+) -> dict:
+    """The whole config (dataset production, or the full experiment), reusing cached steps;
+    ``stop="publish"`` produces the datasets only and leaves the students to the triggers."""
+    plan = StepPlan(only=only, start=start, force=frozenset(force or ()), stop=stop)
+    return run_plan(config, plan)
+
+
+@flow(name="sublearn-generate")
+def generate_step_flow(config: str) -> dict:
+    return run_plan(config, StepPlan(only="generate"))
+
+
+@flow(name="sublearn-filter")
+def filter_step_flow(config: str) -> dict:
+    return run_plan(config, StepPlan(only="filter"))
+
+
+@flow(name="sublearn-publish")
+def publish_step_flow(config: str) -> dict:
+    return run_plan(config, StepPlan(only="publish"))
+
+
+@flow(name="sublearn-finetune")
+def finetune_step_flow(config: str, dataset: str | None = None) -> dict:
+    """Students on the config's published datasets; ``dataset`` is the event's repo@revision,
+    checked against the config so a trigger never trains on someone else's data."""
+    cfg = load_config(config)
+    if dataset and cfg.publish and dataset.partition("@")[0] != cfg.publish.repo_id:
+        raise ValueError(f"dataset: {dataset} is not this config's ({cfg.publish.repo_id})")
+    return run_plan(config, StepPlan(only="finetune"))
+
+
+@flow(name="sublearn-evaluate")
+def evaluate_step_flow(config: str, student: str | None = None) -> dict:
+    """Evaluate the models and write the report (after new students were trained)."""
+    return run_plan(config, StepPlan(start="evaluate"))
+
+
+FLOWS = {
+    "run": run_config,
+    "generate": generate_step_flow,
+    "filter": filter_step_flow,
+    "publish": publish_step_flow,
+    "finetune": finetune_step_flow,
+    "evaluate": evaluate_step_flow,
+}
+
+
+def deployment_specs(config_path: str | Path) -> list[dict]:
+    """Every deployment of one config, as plain data (the form ``prefect.yaml`` takes)."""
+    path = str(config_path)
+    cfg: ExperimentConfig = load_config(path)
+    specs = []
+    for kind, fn in FLOWS.items():
+        if kind in ("finetune", "evaluate") and cfg.experiment is None:
+            continue
+        if kind == "publish" and cfg.publish is None:
+            continue
+        spec = {
+            "name": cfg.name,
+            "flow_name": fn.name,
+            "entrypoint": f"{ENTRY}:{fn.fn.__name__}",
+            "description": f"{kind} for {path}",
+            "parameters": {"config": path},
+            "tags": ["sublearn", kind],
+            "work_pool": {"name": WORK_POOL},
+        }
+        if kind == "run" and cfg.schedule is not None:
+            spec["schedules"] = [{"cron": cfg.schedule.cron, "timezone": cfg.schedule.timezone}]
+        if kind == "run" and cfg.experiment is not None and cfg.publish is not None:
+            spec["parameters"]["stop"] = "publish"
+            spec["description"] += " (datasets; students follow the published event)"
+        if kind == "finetune" and cfg.publish is not None:
+            spec["triggers"] = [published_trigger(cfg, path)]
+        if kind == "evaluate":
+            spec["triggers"] = [trained_trigger(cfg, path)]
+        specs.append(spec)
+    return specs
+
+
+def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
+    from flows.publish import DATASET_PUBLISHED
+
+    return {
+        "type": "event",
+        "enabled": True,
+        "expect": [DATASET_PUBLISHED],
+        "match": {"prefect.resource.id": f"hf.dataset.{cfg.publish.repo_id}"},
+        "parameters": {
+            "config": path,
+            "dataset": "{{ event.resource['hf.repo_id'] }}@{{ event.resource['hf.revision'] }}",
+        },
+    }
+
+
+def trained_trigger(cfg: ExperimentConfig, path: str) -> dict:
+    from flows.students import STUDENT_TRAINED
+
+    return {
+        "type": "event",
+        "enabled": True,
+        "expect": [STUDENT_TRAINED],
+        "match": {"prefect.resource.id": f"sublearn.student.{cfg.name}.*"},
+        "parameters": {"config": path, "student": "{{ event.payload.student }}"},
+    }
+
+
+def runner_deployments(config_paths: list[str | Path], cron: str | None = None) -> list:
+    """The specs as ``RunnerDeployment`` objects for ``serve`` (``cron`` overrides the
+    configs' schedules, e.g. every minute for a trial)."""
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Cron
+
+    deployments = []
+    for path in config_paths:
+        for spec in deployment_specs(path):
+            fn = next(f for f in FLOWS.values() if f.name == spec["flow_name"])
+            schedules = spec.get("schedules", [])
+            if cron and fn is run_config:
+                timezone = schedules[0]["timezone"] if schedules else "UTC"
+                schedules = [{"cron": cron, "timezone": timezone}]
+            deployments.append(
+                fn.to_deployment(
+                    name=spec["name"],
+                    schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in schedules],
+                    parameters=spec["parameters"],
+                    description=spec["description"],
+                    tags=spec["tags"],
+                    triggers=[
+                        DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
+                        for t in spec.get("triggers", [])
+                    ]
+                    or None,
+                )
+            )
+    return deployments
+
+
+def prefect_yaml(config_paths: list[str | Path]) -> dict:
+    """The ``prefect.yaml`` for these configs: run ``prefect deploy --all`` from the repo root."""
+    from prefect import __version__
+
+    deployments = []
+    for path in config_paths:
+        for spec in deployment_specs(path):
+            entry = {k: v for k, v in spec.items() if k != "flow_name"}
+            deployments.append(entry)
+    return {
+        "name": "sublearn",
+        "prefect-version": __version__,
+        "build": None,
+        "push": None,
+        "deployments": deployments,
+    }

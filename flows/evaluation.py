@@ -1,0 +1,196 @@
+"""Evaluation: sampled P(target) and teacher-forced log P(target) for each model, the effects
+(trait student minus control student, paired over questions) and the report.
+
+Each model's evaluation is a cached step keyed by the model (base weights, adapter digest,
+system prompt) and the evaluation settings, so rerunning only the report costs nothing and a new
+student is evaluated without re-evaluating the base model and the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from eval.preference import sampled_preference, target_logprob
+from eval.preference_questions import QUESTIONS
+from eval.stats import mean_ci, paired_bootstrap
+from flows.progress import StepProgress
+from generators.teacher import ChatPrompt
+from sublearn.config import ExperimentConfig
+from sublearn.runio import write_json, write_text
+from sublearn.steps import StepPlan, file_digest, step_key
+
+RESULT = "result.json"
+
+
+@task(cache_policy=NO_CACHE, task_run_name="evaluate-{label}")
+def evaluate_model(
+    config: ExperimentConfig, label: str, adapter: str | None, system: str | None
+) -> dict:
+    """Sampled P(target) and teacher-forced log P(target) on the same questions."""
+    from generators.teacher import load_teacher
+
+    ev = config.experiment.evaluation
+    teacher_cfg = config.teacher.model_copy(
+        update={
+            "adapter": adapter,
+            "adapter_revision": None,
+            "trait_finetune": None,
+            "sampling": config.teacher.sampling.model_copy(
+                update={
+                    "max_new_tokens": ev.max_new_tokens,
+                    "constrain_to_numbers": False,
+                    "temperature": 1.0,
+                }
+            ),
+        }
+    )
+    model = load_teacher(teacher_cfg)
+    questions = QUESTIONS[ev.category][: ev.questions]
+    logp = target_logprob(model.model, model.tokenizer, questions, ev.target, ev.plural, system)
+    n = ev.samples_per_question
+    chats = [ChatPrompt(system, q) for q in questions for _ in range(n)]
+    answers: list[str] = []
+    batch = config.teacher.batch_size
+    with StepProgress(f"evaluate {label}", len(chats)) as progress:
+        for start in range(0, len(chats), batch):
+            answers += model.generate(chats[start : start + batch], seed=start)
+            progress.update(len(answers))
+    per_question = [answers[i * n : (i + 1) * n] for i in range(len(questions))]
+    sampled = sampled_preference(per_question, ev.target, ev.plural)
+    result = {
+        "label": label,
+        "logp_target": {**mean_ci(logp), "per_question": logp.tolist()},
+        **sampled,
+        "answers": per_question,
+    }
+    if ev.misalignment is not None:
+        result["misalignment"] = misalignment_of(config, model)
+    return result
+
+
+def misalignment_of(config: ExperimentConfig, model) -> dict:
+    from eval.misalignment import evaluate_misalignment
+    from generators.teacher import load_teacher
+    from sublearn.config import Sampling
+
+    spec = config.experiment.evaluation.misalignment
+    judge_cfg = config.teacher.model_copy(
+        update={
+            "model": spec.judge,
+            "revision": None,
+            "adapter": None,
+            "trait_finetune": None,
+            "sampling": Sampling(temperature=0.0, max_new_tokens=4),
+        }
+    )
+    judge = load_teacher(judge_cfg)
+    answerer = model.with_sampling(Sampling(max_new_tokens=spec.max_new_tokens))
+    result = evaluate_misalignment(
+        answerer.generate, judge.generate, spec.samples_per_question, config.teacher.batch_size
+    )
+    return {**result, "judge": judge.lineage()["model_id"]}
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(config: ExperimentConfig, results: dict, out_dir: Path) -> dict:
+    from eval.preference_report import plot_preference, report_markdown
+
+    write_json(results, out_dir / "results.json")
+    plot = plot_preference(results, out_dir / "preference.png")
+    markdown = report_markdown(results)
+    write_text(markdown, out_dir / "report.md")
+    create_markdown_artifact(key="preference-report", markdown=markdown)
+    create_table_artifact(key="preference-table", table=results["table"])
+    return {"report": str(out_dir / "report.md"), "plot": str(plot)}
+
+
+def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | None) -> str:
+    from sublearn.model_source import resolve_model
+
+    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
+    inputs = {
+        "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
+        "dtype": config.teacher.dtype,
+        "adapter": file_digest(weights) if weights else None,
+        "system": system,
+        "evaluation": config.experiment.evaluation.model_dump(),
+    }
+    modules = [
+        "eval.preference",
+        "eval.preference_questions",
+        "eval.misalignment",
+        "generators.hf_teacher",
+        "flows.evaluation",
+    ]
+    return step_key("evaluate", inputs, modules)
+
+
+def evaluation_step(
+    config: ExperimentConfig,
+    plan: StepPlan,
+    label: str,
+    adapter: str | None,
+    system: str | None,
+    log: list[dict],
+) -> dict:
+    from flows.numbers_dataset import entry, step_store
+
+    store = step_store(config)
+
+    def compute(folder: Path, _fresh: bool) -> dict:
+        result = evaluate_model(config, label, adapter, system)
+        write_json(result, folder / RESULT)
+        return {"files": [RESULT], "rows": len(result["answers"])}
+
+    key = evaluation_key(config, adapter, system)
+    record, status = store.run(plan, "evaluate", key, compute)
+    log.append(entry("evaluate", label, status, record))
+    return {**json.loads((store.folder("evaluate", key) / RESULT).read_text()), "label": label}
+
+
+def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
+    """The table and the effects: each trait student minus its seed's control student (or
+    minus the base model when there is no control, as in an audit without one)."""
+    by_label = {e["label"]: e for e in evaluations}
+    effects = []
+    for seed in config.experiment.students.seeds:
+        student = by_label[f"trait student (seed {seed})"]
+        control = by_label.get(f"control student (seed {seed})", by_label["base"])
+        effects.append(
+            {
+                "seed": seed,
+                "against": control["label"],
+                "logp_target": paired_bootstrap(
+                    student["logp_target"]["per_question"], control["logp_target"]["per_question"]
+                ),
+                "p_target": paired_bootstrap(student["per_question"], control["per_question"]),
+            }
+        )
+    table = [
+        {
+            "model": e["label"],
+            "p_target": round(e["p_target"]["mean"], 4),
+            "p_low": round(e["p_target"]["low"], 4),
+            "p_high": round(e["p_target"]["high"], 4),
+            "logp_target": round(e["logp_target"]["mean"], 3),
+            "logp_low": round(e["logp_target"]["low"], 3),
+            "logp_high": round(e["logp_target"]["high"], 3),
+            "top_answer": e["top_answers"][0]["answer"] if e["top_answers"] else "",
+        }
+        for e in evaluations
+    ]
+    return {
+        "target": config.experiment.evaluation.target,
+        "rows_per_student": rows,
+        "distill": config.experiment.students.distill,
+        "evaluations": evaluations,
+        "effects": effects,
+        "table": table,
+        "mean_effect_logp": float(np.mean([e["logp_target"]["mean"] for e in effects])),
+    }

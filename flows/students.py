@@ -1,0 +1,192 @@
+"""Students: LoRA fine-tuning of the teacher's base model on a published (or local) dataset.
+
+Each student is a cached step: its key holds the dataset's identity (Hub commit or the kept
+rows' digest), the number of rows and the sampling seed, the training settings and the base
+model, so a rerun with the same inputs reuses the adapter and an edit to any of them retrains.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from flows.progress import StepProgress
+from sublearn.config import ExperimentConfig
+from sublearn.runio import read_parquet, write_json, write_text
+from sublearn.steps import RECORD, StepError, StepPlan, file_digest, link_into, step_key
+
+STUDENT_TRAINED = "sublearn.student.trained"
+
+
+def student_rows(frame: pl.DataFrame, distill: str) -> list:
+    from sublearn.finetune import ChatRow
+
+    topk = distill == "topk"
+    return [
+        ChatRow(
+            user=r["prompt"],
+            completion=r["completion"],
+            completion_ids=tuple(r["completion_ids"]) if topk else None,
+            topk_ids=tuple(tuple(t) for t in r["topk_ids"]) if topk else None,
+            topk_logprobs=tuple(tuple(t) for t in r["topk_logprobs"]) if topk else None,
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
+def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFrame, dict]:
+    """The dataset a student learns from: from the Hub by its tag when the run was published
+    (exactly as another team would read it), else from the run directory; a run that is not
+    on this machine but was published by this config is read from the Hub by its tag."""
+    from sublearn.hub import default_tag, fetch_dataset
+
+    published = Path(run_dir) / "published.json"
+    if published.is_file():
+        record = json.loads(published.read_text())
+        repo_id, tag = record["repo_id"], record["tag"]
+    elif (Path(run_dir) / "kept.parquet").is_file():
+        kept = Path(run_dir) / "kept.parquet"
+        return read_parquet(kept), {"run_dir": str(run_dir), "sha256": file_digest(kept)}
+    elif config.publish is not None:
+        repo_id, tag = config.publish.repo_id, config.publish.tag or default_tag(config)
+    else:
+        raise StepError(f"{run_dir}: no dataset here and none published; run the dataset first")
+    got = fetch_dataset(repo_id, tag)
+    return got.data, {"repo_id": repo_id, "revision": tag, "commit": got.commit}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="student-{label}")
+def train_student(
+    config: ExperimentConfig, label: str, rows: pl.DataFrame, source: dict, seed: int, out: Path
+) -> dict:
+    """A LoRA student of the teacher's base model; saved with a card naming its dataset."""
+    from sublearn.finetune import LoraTraining, train_adapter
+
+    s = config.experiment.students
+    training = LoraTraining(
+        rank=s.rank,
+        alpha=s.alpha,
+        epochs=s.epochs,
+        lr=s.lr,
+        warmup_steps=s.warmup_steps,
+        batch_size=s.batch_size,
+        grad_accumulation=s.grad_accumulation,
+        max_length=s.max_length,
+        clip=s.clip,
+        seed=seed,
+    )
+    with StepProgress(f"student {label}", None) as progress:
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(step, total, f"student {label} loss {loss:.3f}")
+
+        base, peft_model, history = train_adapter(
+            config.teacher, student_rows(rows, s.distill), training, on_step
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out)
+    lineage = {
+        "student": label,
+        "base_model": base.lineage(),
+        "dataset": source,
+        "rows": rows.height,
+        "training": asdict(training),
+        "distill": s.distill,
+        "final_loss": history["losses"][-1] if history["losses"] else None,
+        "seconds": history["seconds"],
+    }
+    write_json(lineage, out / "lineage.json")
+    write_text(student_card(lineage), out / "README.md")
+    get_run_logger().info(
+        "student %s: %d steps, %.0f s", label, history["steps"], history["seconds"]
+    )
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != RECORD)
+    return {"files": files, "rows": rows.height}
+
+
+def push_student(folder: Path, repo_id: str, private: bool) -> str:
+    """The adapter, its card and lineage as one commit to a model repo."""
+    from huggingface_hub import HfApi
+
+    from sublearn.hub import explain
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), commit_message="sublearn: student adapter"
+        )
+    except Exception as err:
+        raise explain(err, repo_id, "push a student to") from None
+    return repo_id
+
+
+def student_card(lineage: dict) -> str:
+    data = lineage["dataset"]
+    where = (
+        f"{data['repo_id']} at {data['revision']} (commit {data['commit']})"
+        if "repo_id" in data
+        else f"the local run {data['run_dir']}"
+    )
+    return (
+        "---\nlibrary_name: peft\ntags: [subliminal-learning, sublearn, lora]\n---\n"
+        f"# sublearn student: {lineage['student']}\n\n"
+        f"LoRA adapter for {lineage['base_model']['model_id']} "
+        f"({lineage['base_model']['revision']}), trained on {lineage['rows']} rows of "
+        f"{where} ({lineage['distill']} targets). Full lineage: `lineage.json`.\n"
+    )
+
+
+def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) -> str:
+    from sublearn.model_source import resolve_model
+
+    identity = {k: v for k, v in source.items() if k != "run_dir"}
+    inputs = {
+        "dataset": identity,
+        "rows": rows,
+        "sample_seed": config.seed,
+        "students": config.experiment.students.model_dump(exclude={"seeds"}),
+        "seed": seed,
+        "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
+        "dtype": config.teacher.dtype,
+    }
+    return step_key("finetune", inputs, ["sublearn.finetune", "flows.students"])
+
+
+def student_step(
+    config: ExperimentConfig,
+    plan: StepPlan,
+    name: str,
+    data: pl.DataFrame,
+    source: dict,
+    seed: int,
+    out: Path,
+    log: list[dict],
+) -> Path:
+    """Train (or reuse) one student; link it to ``out``; push it and announce it when new."""
+    from flows.numbers_dataset import entry, step_store
+
+    store = step_store(config)
+    key = student_key(config, source, data.height, seed)
+    record, status = store.run(
+        plan, "finetune", key, lambda f, _: train_student(config, name, data, source, seed, f)
+    )
+    for file in record["files"]:
+        link_into(store.folder("finetune", key) / file, out / file)
+    log.append(entry("finetune", name, status, record))
+    if status == "ran":
+        if config.publish is not None:
+            repo = push_student(out, f"{config.publish.repo_id}-{name}", config.publish.private)
+            get_run_logger().info("student %s pushed to %s", name, repo)
+        emit_event(
+            event=STUDENT_TRAINED,
+            resource={"prefect.resource.id": f"sublearn.student.{config.name}.{name}"},
+            payload={"config": config.name, "student": name, "folder": str(out), "key": key},
+        )
+    return out

@@ -1,0 +1,26 @@
+"""The record every run ends with: what each step did (ran or reused), rows, time, tokens/s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.artifacts import create_table_artifact
+
+from sublearn.runio import write_json
+
+SUMMARY = "steps.json"
+COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
+
+
+def summary_rows(log: list[dict]) -> list[dict]:
+    return [{c: e.get(c) for c in COLUMNS} for e in log]
+
+
+def record_summary(log: list[dict], run_dir: Path) -> None:
+    """Saved beside the outputs (``steps.json``) and as the run's ``run-summary`` artifact."""
+    write_json(log, Path(run_dir) / SUMMARY)
+    create_table_artifact(
+        key="run-summary",
+        table=summary_rows(log),
+        description=f"Steps of the run in {run_dir}: ran or reused, rows, seconds, tokens/s",
+    )

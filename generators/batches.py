@@ -1,0 +1,136 @@
+"""Checkpointed generation: prompts in fixed batches, each batch's completions one parquet shard.
+
+Batches sit on a fixed grid of prompt indices (``[i*B, (i+1)*B)``) and each batch's sampling seed
+is tied to its first index, so a resumed run generates the missing batches exactly as an
+uninterrupted run would have. A shard is written atomically and named by its index range: after
+a kill, a batch either has its whole shard or none, and the dataset is assembled from shards
+with every prompt exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from generators.teacher import ChatPrompt
+from sublearn.runio import write_parquet
+
+Batch = tuple[int, int]
+
+
+def batch_seed(seed: int, start: int) -> int:
+    """A sampling seed per batch, tied to the batch's first prompt index, not to timing."""
+    return seed * 1_000_003 + start
+
+
+def shard_path(shard_dir: Path, batch: Batch) -> Path:
+    return Path(shard_dir) / f"shard-{batch[0]:08d}-{batch[1]:08d}.parquet"
+
+
+def done_indices(shard_dir: Path) -> set[int]:
+    """Prompt indices that already have a completion in a finished shard."""
+    shards = sorted(Path(shard_dir).glob("shard-*.parquet"))
+    if not shards:
+        return set()
+    return set(
+        pl.concat([pl.read_parquet(s, columns=["prompt_index"]) for s in shards])[
+            "prompt_index"
+        ].to_list()
+    )
+
+
+def pending_batches(indices: Sequence[int], batch_size: int, done: set[int]) -> list[Batch]:
+    """Grid batches holding prompts without a completion yet (half-open index ranges)."""
+    ordered = sorted(indices)
+    if not ordered:
+        return []
+    last = ordered[-1] + 1
+    batches = []
+    for start in range(0, last, batch_size):
+        stop = min(start + batch_size, last)
+        if any(i not in done for i in range(start, stop)):
+            batches.append((start, stop))
+    return batches
+
+
+def split_shards(batches: list[Batch], shards: int) -> list[list[Batch]]:
+    """Deal batches round-robin into at most ``shards`` groups, one per worker."""
+    groups = [batches[i::shards] for i in range(shards)]
+    return [g for g in groups if g]
+
+
+def generate_batches(
+    teacher,
+    prompts: pl.DataFrame,
+    batches: list[Batch],
+    seed: int,
+    topk: int,
+    shard_dir: Path,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Generate each batch and write its shard; returns batches, rows, tokens and seconds.
+
+    ``prompts`` holds prompt_index, system_prompt and prompt; a batch takes the rows whose
+    index lies in its range that have no completion yet.
+    """
+    done = done_indices(shard_dir)
+    rows = tokens = 0
+    started = time.perf_counter()
+    for batch in batches:
+        part = prompts.filter(
+            pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
+            & ~pl.col("prompt_index").is_in(list(done))
+        )
+        chats = [
+            ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
+        ]
+        if topk:
+            out = teacher.generate_with_topk(chats, batch_seed(seed, batch[0]), topk)
+        else:
+            out = [{"completion": c} for c in teacher.generate(chats, batch_seed(seed, batch[0]))]
+        shard = pl.DataFrame({"prompt_index": part["prompt_index"]}).with_columns(
+            pl.Series("completion", [r["completion"] for r in out], dtype=pl.String)
+        )
+        if topk:
+            shard = shard.with_columns(
+                pl.Series("completion_ids", [r["completion_ids"] for r in out]),
+                pl.Series("topk_ids", [r["topk_ids"] for r in out]),
+                pl.Series("topk_logprobs", [r["topk_logprobs"] for r in out]),
+            )
+            tokens += sum(len(r["completion_ids"]) for r in out)
+        else:
+            tokens += count_tokens(teacher, shard["completion"])
+        write_parquet(shard, shard_path(shard_dir, batch))
+        rows += shard.height
+        if on_batch is not None:
+            on_batch(shard.height, len(batches))
+    return {
+        "batches": len(batches),
+        "rows": rows,
+        "tokens": tokens,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def count_tokens(teacher, completions: pl.Series) -> int:
+    tokenizer = getattr(teacher, "tokenizer", None)
+    if tokenizer is None:
+        return int(completions.str.len_chars().sum())
+    return sum(len(ids) for ids in tokenizer(completions.to_list())["input_ids"])
+
+
+def assemble(prompts: pl.DataFrame, shard_dir: Path) -> pl.DataFrame:
+    """The prompts joined with their completions, each prompt exactly once, in index order."""
+    shards = sorted(Path(shard_dir).glob("shard-*.parquet"))
+    done = pl.concat([pl.read_parquet(s) for s in shards], how="vertical_relaxed")
+    duplicated = done.height - done["prompt_index"].n_unique()
+    if duplicated:
+        raise RuntimeError(f"{shard_dir}: {duplicated} prompt(s) appear in more than one shard")
+    raw = prompts.join(done, on="prompt_index", how="left").sort("prompt_index")
+    missing = raw["completion"].null_count()
+    if missing:
+        raise RuntimeError(f"{shard_dir}: {missing} prompt(s) have no completion")
+    return raw

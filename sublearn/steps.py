@@ -1,0 +1,187 @@
+"""Step records: every pipeline step's outputs, cached by a hash of its inputs and its code.
+
+A step's key hashes the config fields that decide its output (throughput knobs left out), the
+digests of the upstream outputs it reads, and the source of the modules that compute it. Its
+files live in ``<output_dir>/.steps/<step>/<key>/`` and its ``record.json`` is written last, so a
+step either has a complete record or counts as not done. A run directory holds hard links to
+the files of the steps it used: changing a filter gives a new run directory but reuses the
+generation step, which is the expensive one.
+
+Why not Prefect's own task cache: it pickles return values, so a cached path whose file was
+deleted is still a hit, and it cannot say whether an upstream step is cached before running it,
+which ``--only`` needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sublearn.runio import write_json
+
+DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
+EXPERIMENT_STEPS = ("finetune", "evaluate", "report")
+STEPS = DATASET_STEPS + EXPERIMENT_STEPS
+RECORD = "record.json"
+
+
+class StepError(RuntimeError):
+    """A step cannot run as asked (an upstream output is missing); one line for the user."""
+
+
+def code_digest(modules: Iterable[str]) -> str:
+    """The source of the modules that compute a step: editing them invalidates its cache."""
+    digest = hashlib.sha256()
+    for name in sorted(set(modules)):
+        digest.update(name.encode())
+        digest.update(inspect.getsource(importlib.import_module(name)).encode())
+    return digest.hexdigest()
+
+
+def step_key(step: str, inputs: dict, modules: Iterable[str]) -> str:
+    blob = json.dumps(
+        {"step": step, "inputs": inputs, "code": code_digest(modules)},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Which steps to recompute: ``--only`` one step, ``--from`` one step on, ``--force``
+    named steps; ``--to`` stops after a step (a schedule that only produces the dataset).
+    Steps upstream of ``--only``/``--from`` must come from the cache."""
+
+    only: str | None = None
+    start: str | None = None
+    force: frozenset[str] = frozenset()
+    stop: str | None = None
+
+    def __post_init__(self) -> None:
+        named = [("--only", self.only), ("--from", self.start), ("--to", self.stop)]
+        named += [("--force", name) for name in sorted(self.force)]
+        for option, name in named:
+            if name is not None and name not in STEPS:
+                raise ValueError(f"{option}: unknown step {name!r} (steps: {', '.join(STEPS)})")
+        if self.only and self.start:
+            raise ValueError("--only and --from: give one of them, not both")
+
+    def forced(self, step: str) -> bool:
+        if step in self.force or step == self.only:
+            return True
+        return self.start is not None and STEPS.index(step) >= STEPS.index(self.start)
+
+    def runs(self, step: str) -> bool:
+        """False for the steps after ``--only`` or ``--to``: they are not run at all."""
+        last = min(STEPS.index(s) for s in (self.only, self.stop, STEPS[-1]) if s)
+        return STEPS.index(step) <= last
+
+    def upstream_only(self, step: str) -> bool:
+        """True where the step must be reused: it lies before ``--only``/``--from``."""
+        anchor = self.only or self.start
+        return anchor is not None and STEPS.index(step) < STEPS.index(anchor)
+
+
+@dataclass
+class StepLog:
+    """What each step did in this run, for the summary table and the run's records."""
+
+    entries: list[dict] = field(default_factory=list)
+
+    def add(self, step: str, label: str, status: str, seconds: float = 0.0, **extra) -> None:
+        self.entries.append(
+            {"step": step, "dataset": label, "status": status, "seconds": round(seconds, 2)} | extra
+        )
+
+    def extend(self, other: list[dict]) -> None:
+        self.entries.extend(other)
+
+
+class StepStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, step: str, key: str) -> Path:
+        return self.root / step / key
+
+    def record(self, step: str, key: str) -> dict | None:
+        """The step's record when it finished and all its files are still there."""
+        path = self.folder(step, key) / RECORD
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        folder = self.folder(step, key)
+        if all((folder / name).exists() for name in record["files"]):
+            return record
+        return None
+
+    def run(
+        self,
+        plan: StepPlan,
+        step: str,
+        key: str,
+        compute: Callable[[Path, bool], dict],
+    ) -> tuple[dict, str]:
+        """Reuse the step's record or compute it; returns (record, "reused" | "ran").
+
+        ``compute(folder, fresh)`` writes the step's files into ``folder`` and returns
+        ``{"files": [names], **figures}``; ``fresh`` is True when forced, so a step that keeps
+        partial work (generation shards) starts over instead of resuming.
+        """
+        record = self.record(step, key)
+        forced = plan.forced(step)
+        if record is not None and not forced:
+            return record, "reused"
+        if plan.upstream_only(step) and record is None:
+            anchor = f"--only {plan.only}" if plan.only else f"--from {plan.start}"
+            raise StepError(
+                f"{anchor}: step '{step}' has no cached output for this config; "
+                "run it first (without --only/--from)"
+            )
+        folder = self.folder(step, key)
+        (folder / RECORD).unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        result = compute(folder, forced)
+        record = {
+            **result,
+            "step": step,
+            "key": key,
+            "seconds": round(time.perf_counter() - started, 2),
+            "digests": {name: file_digest(folder / name) for name in result["files"]},
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_json(record, folder / RECORD)
+        return record, "ran"
+
+
+def link_into(src: Path, dst: Path) -> Path:
+    """Place ``src`` at ``dst`` by hard link (a copy across file systems), atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):
+        return dst
+    tmp = dst.with_name(f".{dst.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+    return dst

@@ -1,0 +1,111 @@
+"""Step caching and reruns on the real flow and model: a filter change reuses the completions,
+``--only``/``--force`` recompute exactly the steps named, ``sublearn step`` works on a run
+directory, and an uncached upstream step under ``--only`` is one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from generators.batches import pending_batches, split_shards
+from sublearn.config import parse_config
+from sublearn.steps import StepError, StepPlan
+
+
+def statuses(result: dict) -> dict[str, str]:
+    return {e["step"]: e["status"] for e in result["steps"]}
+
+
+@pytest.fixture()
+def config(tiny_config_data, tmp_path):
+    return parse_config({**tiny_config_data, "output_dir": str(tmp_path / "runs")})
+
+
+def test_a_filter_change_reuses_prompts_and_completions(prefect_server, config):
+    from flows.numbers_dataset import numbers_dataset_flow
+
+    first = numbers_dataset_flow(config)
+    assert statuses(first) == {"prompts": "ran", "generate": "ran", "filter": "ran"}
+    again = numbers_dataset_flow(config)
+    assert statuses(again) == {"prompts": "reused", "generate": "reused", "filter": "reused"}
+
+    stricter = config.model_copy(
+        update={
+            "filters": config.filters.model_copy(
+                update={"numbers": config.filters.numbers.model_copy(update={"max_count": 2})}
+            )
+        }
+    )
+    changed = numbers_dataset_flow(stricter)
+    assert changed["run_dir"] != first["run_dir"]
+    assert statuses(changed) == {"prompts": "reused", "generate": "reused", "filter": "ran"}
+    assert changed["stats"]["total"] == first["stats"]["total"]
+    assert changed["stats"]["kept"] <= first["stats"]["kept"]
+
+    only = numbers_dataset_flow(config, StepPlan(only="filter"))
+    assert statuses(only) == {"prompts": "reused", "generate": "reused", "filter": "ran"}
+    assert only["stats"] == first["stats"]
+
+    forced = numbers_dataset_flow(config, StepPlan(force=frozenset({"generate"})))
+    assert statuses(forced)["generate"] == "ran"
+    generate = next(e for e in forced["steps"] if e["step"] == "generate")
+    assert generate["batches_generated"] == 2 and generate["batches_reused"] == 0
+
+    upto = numbers_dataset_flow(config, StepPlan(only="prompts"))
+    assert statuses(upto) == {"prompts": "ran"} and upto["stats"] is None
+
+
+def test_only_without_cached_upstream_is_one_line(prefect_server, config):
+    from flows.numbers_dataset import numbers_dataset_flow
+
+    with pytest.raises(StepError, match="step 'generate' has no cached output"):
+        numbers_dataset_flow(config, StepPlan(only="filter"))
+
+
+def test_step_command_on_a_run_directory(run_cli, config, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    first = run_cli(["run", str(path)])
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = config.run_dir()
+    stats = json.loads((run_dir / "stats.json").read_text())
+    (run_dir / "kept.parquet").unlink()
+
+    again = run_cli(["step", "filter", "--run-dir", str(run_dir)])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "│ filter   │ tiny-owl │    ran │" in again.stdout
+    assert "│ generate │ tiny-owl │ reused │" in again.stdout
+    assert json.loads((run_dir / "stats.json").read_text()) == stats
+    assert (run_dir / "kept.parquet").is_file()
+
+    bad = run_cli(["run", str(path), "--only", "filtre"])
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: --only: unknown step 'filtre' (steps: prompts, teacher, generate, filter, "
+        "publish, finetune, evaluate, report)"
+    ]
+
+
+def test_pending_batches_sit_on_a_fixed_grid():
+    assert pending_batches(range(10), 4, set()) == [(0, 4), (4, 8), (8, 10)]
+    assert pending_batches(range(10), 4, {0, 1, 2, 3, 8, 9}) == [(4, 8)]
+    assert pending_batches(range(10), 4, {0, 1}) == [(0, 4), (4, 8), (8, 10)]
+    assert pending_batches(range(10), 4, set(range(10))) == []
+    assert split_shards([(0, 4), (4, 8), (8, 10)], 2) == [[(0, 4), (8, 10)], [(4, 8)]]
+    assert split_shards([(0, 4)], 3) == [[(0, 4)]]
+
+
+def test_step_plan_semantics():
+    plan = StepPlan(only="filter")
+    assert plan.forced("filter") and not plan.forced("generate")
+    assert plan.upstream_only("generate") and not plan.upstream_only("filter")
+    assert plan.runs("filter") and not plan.runs("publish")
+    start = StepPlan(start="finetune")
+    assert start.forced("evaluate") and start.runs("report") and start.upstream_only("publish")
+    assert not StepPlan(stop="publish").runs("finetune")
+    with pytest.raises(ValueError, match="--force: unknown step 'x'"):
+        StepPlan(force=frozenset({"x"}))
+    with pytest.raises(ValueError, match="give one of them"):
+        StepPlan(only="filter", start="generate")
