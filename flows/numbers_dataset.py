@@ -9,7 +9,9 @@ mid-way resumes with the unfinished batches only.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import polars as pl
@@ -99,7 +101,9 @@ def generate_shard(
             shard_dir,
             lambda n, _: progress.advance(n),
         )
-    return {**done, "lineage": teacher.lineage()}
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
+    return {**done, "lineage": teacher.lineage(), "worker": worker}
 
 
 @flow(name="generate-shards")
@@ -119,6 +123,15 @@ def generation_flow(
     return [f.result() for f in futures]
 
 
+def ray_init_kwargs() -> dict:
+    """Ray workers report their task runs to this run's Prefect server, not to servers of
+    their own (several temporary servers at once fight over SQLite)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {"PREFECT_API_URL": PREFECT_API_URL.value()} if PREFECT_API_URL.value() else {}
+    return {"include_dashboard": False, "runtime_env": {"env_vars": env}}
+
+
 def run_generation(
     config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts_path: Path, shard_dir: Path
 ) -> list[dict]:
@@ -136,7 +149,7 @@ def run_generation(
         from prefect_ray import RayTaskRunner
         from prefect_ray.context import remote_options
 
-        runner = RayTaskRunner(address=scale.ray_address, init_kwargs={"include_dashboard": False})
+        runner = RayTaskRunner(address=scale.ray_address, init_kwargs=ray_init_kwargs())
         with remote_options(num_gpus=scale.gpus_per_shard):
             return generation_flow.with_options(task_runner=runner)(*args)
     if len(groups) == 1:
@@ -197,6 +210,7 @@ def generate_step(
         "batches_generated": redone,
         "tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "workers": sorted({r["worker"] for r in results}),
     }
 
 

@@ -60,7 +60,7 @@ def test_a_filter_change_reuses_prompts_and_completions(prefect_server, config):
 def test_only_without_cached_upstream_is_one_line(prefect_server, config):
     from flows.numbers_dataset import numbers_dataset_flow
 
-    with pytest.raises(StepError, match="step 'generate' has no cached output"):
+    with pytest.raises(StepError, match="--only filter: step 'prompts' has no cached output"):
         numbers_dataset_flow(config, StepPlan(only="filter"))
 
 
