@@ -1,0 +1,112 @@
+"""Failures end a real run with one clear line and keep every earlier output: a bad adapter
+path, a full disk (a file-size limit on the process), and Ctrl-C mid-generation, after which
+the same command resumes."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(run_cli, tiny_config_data, tmp_path_factory):
+    """A finished tiny run whose outputs later failures must leave alone."""
+    folder = tmp_path_factory.mktemp("failures")
+    data = {**tiny_config_data, "name": "fail-owl", "output_dir": str(folder / "runs")}
+    config = folder / "good.yaml"
+    config.write_text(yaml.safe_dump(data))
+    proc = run_cli(["run", str(config)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return data, folder
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_bad_adapter_path_is_one_line_and_keeps_outputs(run_cli, finished):
+    data, folder = finished
+    before = snapshot(folder / "runs")
+    bad = {**data, "teacher": {**data["teacher"], "adapter": str(folder / "no-adapter")}}
+    config = folder / "bad-adapter.yaml"
+    config.write_text(yaml.safe_dump(bad))
+    proc = run_cli(["run", str(config)])
+    assert proc.returncode == 1
+    assert error_lines(proc) == [
+        f"error: {folder / 'no-adapter'}: cannot load adapter "
+        f"(Can't find 'adapter_config.json' at '{folder / 'no-adapter'}')"
+    ]
+    after = snapshot(folder / "runs")
+    assert {k: after[k] for k in before} == before
+
+
+def test_full_disk_is_one_line_and_keeps_outputs(cli_env, finished):
+    data, folder = finished
+    before = snapshot(folder / "runs")
+    changed = {**data, "filters": {"numbers": {"max_count": 3}}}
+    config = folder / "changed.yaml"
+    config.write_text(yaml.safe_dump(changed))
+
+    def no_room() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sublearn", "run", str(config)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        preexec_fn=no_room,
+        timeout=600,
+    )
+    assert proc.returncode == 1
+    lines = error_lines(proc)
+    assert len(lines) == 1 and lines[0].endswith(": File too large"), proc.stderr[-2000:]
+    after = snapshot(folder / "runs")
+    assert {k: after[k] for k in before} == before
+    assert not [p for p in after if p.endswith(".tmp")]  # no half-written file left
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(cli_env, run_cli, finished):
+    data, folder = finished
+    teacher = {**data["teacher"], "batch_size": 1}
+    more = {**data, "teacher": teacher, "output_dir": str(folder / "c")}
+    config = folder / "ctrl-c.yaml"
+    config.write_text(yaml.safe_dump(more))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sublearn", "run", str(config)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    shards = folder / "c" / ".steps" / "generate"
+    while not list(shards.glob("*/shards/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted; finished steps")
+    done = len(list(shards.glob("*/shards/*.parquet")))
+
+    again = run_cli(["run", str(config)])
+    assert again.returncode == 0, again.stderr[-2000:]
+    run_dir = next(p for p in (folder / "c").iterdir() if not p.name.startswith("."))
+    generate = next(
+        e for e in json.loads((run_dir / "steps.json").read_text()) if e["step"] == "generate"
+    )
+    assert generate["batches_reused"] == done >= 1
+    assert generate["batches_reused"] + generate["batches_generated"] == 6
