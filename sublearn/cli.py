@@ -346,10 +346,12 @@ def audit_transfer(
     """Does this dataset carry the trait to a student of this base? Train and evaluate."""
     from sublearn.config import parse_config
 
+    folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
     try:
         cfg = parse_config(
             {
                 "name": "audit",
+                "output_dir": str(folder),
                 "teacher": {"model": base, "batch_size": 64},
                 "dataset": {"teacher_topk": 20 if distill == "topk" else 0},
                 "experiment": {
@@ -373,7 +375,6 @@ def audit_transfer(
         fail(str(err))
     from flows.experiment import audit_flow
 
-    folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
     try:
         outcome = audit_flow(cfg, dataset, control, folder)
     except USER_ERRORS as err:

@@ -68,7 +68,6 @@ def test_schedule_list_shows_next_runs(run_cli):
 def test_prefect_deploy_all_and_the_published_trigger(cli_env, tmp_path):
     """``prefect deploy --all`` reads prefect.yaml; publishing's event starts the students."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     from flows.publish import announce
 
@@ -81,6 +80,7 @@ def test_prefect_deploy_all_and_the_published_trigger(cli_env, tmp_path):
     with get_client(sync_client=True) as client:
         nightly = client.read_deployment_by_name("sublearn-run/owl-numbers-nightly")
         finetune = client.read_deployment_by_name("sublearn-finetune/owl-numbers-nightly")
+        evaluate = client.read_deployment_by_name("sublearn-evaluate/owl-numbers-nightly")
     assert nightly.schedules[0].schedule.cron == "0 2 * * *"
     assert nightly.schedules[0].schedule.timezone == "Europe/London"
     assert nightly.work_pool_name == "sublearn-process"
@@ -94,19 +94,45 @@ def test_prefect_deploy_all_and_the_published_trigger(cli_env, tmp_path):
             "created": True,
         }
     )
-    deadline = time.monotonic() + 90
-    runs = []
-    while not runs and time.monotonic() < deadline:
-        time.sleep(1)
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[finetune.id]))
-            )
+    runs = triggered_runs(finetune.id)
     assert runs, "the published event did not trigger the finetune deployment"
     assert runs[0].parameters == {
         "config": "examples/owl-numbers-nightly.yaml",
         "dataset": "sublearn-demo/owl-numbers@run-test",
     }
+
+    from prefect.events import emit_event
+
+    from flows.students import STUDENT_TRAINED
+
+    emit_event(
+        event=STUDENT_TRAINED,
+        resource={"prefect.resource.id": "sublearn.student.owl-numbers-nightly.student-seed0"},
+        payload={"student": "student-seed0"},
+    )
+    runs = triggered_runs(evaluate.id)
+    assert runs, "the trained event did not trigger the evaluate deployment"
+    assert runs[0].parameters == {
+        "config": "examples/owl-numbers-nightly.yaml",
+        "student": "student-seed0",
+    }
+
+
+def triggered_runs(deployment_id) -> list:
+    """Flow runs of a deployment, waiting up to 90 s for the trigger to fire."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+        if runs:
+            return runs
+        time.sleep(1)
+    return []
 
 
 @pytest.fixture()

@@ -98,6 +98,33 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
     assert by["teacher"]["logp_target"]["mean"] > by["base"]["logp_target"]["mean"]
 
 
+def test_rerun_reuses_students_and_evaluations(tiny_experiment):
+    """A second run reuses every step; ``--only evaluate`` re-evaluates with the same students,
+    and ``--force finetune`` retrains them (cached evaluations of the base and teacher stay)."""
+    from flows.experiment import experiment_flow
+    from sublearn.steps import StepPlan
+
+    config, outcome = tiny_experiment
+    assert {e["status"] for e in outcome["steps"] if e["step"] != "report"} == {"ran"}
+    again = experiment_flow(config)
+    assert {e["status"] for e in again["steps"] if e["step"] != "report"} == {"reused"}
+    assert again["results"]["table"] == outcome["results"]["table"]
+
+    only = experiment_flow(config, StepPlan(only="evaluate"))
+    assert {(e["step"], e["status"]) for e in only["steps"]} == {
+        ("finetune", "reused"),
+        ("evaluate", "ran"),
+    }
+    assert only["results"] is None
+    by_label = {e["dataset"]: e for e in only["steps"] if e["step"] == "evaluate"}
+    assert set(by_label) == {
+        "base",
+        "teacher",
+        "control student (seed 0)",
+        "trait student (seed 0)",
+    }
+
+
 def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path):
     from sublearn.hub import publish_run
 

@@ -57,6 +57,35 @@ def test_a_filter_change_reuses_prompts_and_completions(prefect_server, config):
     assert statuses(upto) == {"prompts": "ran"} and upto["stats"] is None
 
 
+def newest_artifact(**where):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterType
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    key = ArtifactFilterKey(any_=[where["key"]]) if "key" in where else None
+    kind = ArtifactFilterType(any_=[where["type"]]) if "type" in where else None
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=key, type=kind),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    data = found[0].data
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def test_runs_record_a_summary_and_progress_in_prefect(prefect_server, config):
+    from flows.numbers_dataset import numbers_dataset_flow
+
+    result = numbers_dataset_flow(config)
+    summary = newest_artifact(key="run-summary")
+    assert [(r["step"], r["status"], r["rows"]) for r in summary] == [
+        (e["step"], e["status"], e["rows"]) for e in result["steps"]
+    ]
+    assert json.loads((config.run_dir() / "steps.json").read_text()) == result["steps"]
+    assert newest_artifact(type="progress") == 100.0  # generation's bar reached the end
+
+
 def test_only_without_cached_upstream_is_one_line(prefect_server, config):
     from flows.numbers_dataset import numbers_dataset_flow
 
