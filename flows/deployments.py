@@ -124,31 +124,31 @@ def deployment_specs(config_path: str | Path) -> list[dict]:
     return specs
 
 
-def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
-    from flows.publish import DATASET_PUBLISHED
-
+def event_trigger(event: str, resource_id: str, parameters: dict) -> dict:
+    """A deployment trigger: run when ``event`` happens to a matching resource."""
     return {
         "type": "event",
         "enabled": True,
-        "expect": [DATASET_PUBLISHED],
-        "match": {"prefect.resource.id": f"hf.dataset.{cfg.publish.repo_id}"},
-        "parameters": {
-            "config": path,
-            "dataset": "{{ event.resource['hf.repo_id'] }}@{{ event.resource['hf.revision'] }}",
-        },
+        "expect": [event],
+        "match": {"prefect.resource.id": resource_id},
+        "parameters": parameters,
     }
+
+
+def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
+    from flows.publish import DATASET_PUBLISHED
+
+    dataset = "{{ event.resource['hf.repo_id'] }}@{{ event.resource['hf.revision'] }}"
+    resource = f"hf.dataset.{cfg.publish.repo_id}"
+    return event_trigger(DATASET_PUBLISHED, resource, {"config": path, "dataset": dataset})
 
 
 def trained_trigger(cfg: ExperimentConfig, path: str) -> dict:
     from flows.students import STUDENT_TRAINED
 
-    return {
-        "type": "event",
-        "enabled": True,
-        "expect": [STUDENT_TRAINED],
-        "match": {"prefect.resource.id": f"sublearn.student.{cfg.name}.*"},
-        "parameters": {"config": path, "student": "{{ event.payload.student }}"},
-    }
+    student = "{{ event.payload.student }}"
+    resource = f"sublearn.student.{cfg.name}.*"
+    return event_trigger(STUDENT_TRAINED, resource, {"config": path, "student": student})
 
 
 def runner_deployments(config_paths: list[str | Path], cron: str | None = None) -> list:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
 from flows.evaluation import evaluation_step, summarise, write_report
 from flows.numbers_dataset import numbers_dataset_flow
@@ -105,12 +104,11 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     }
 
 
-@task(cache_policy=NO_CACHE)
 def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
-    from sublearn.hub import fetch_dataset
+    from flows.publish import read_published
 
     repo_id, _, revision = repo.partition("@")
-    got = fetch_dataset(repo_id, revision or "main")
+    got = read_published(repo_id, revision or "main")
     return got.data, {"repo_id": repo_id, "revision": revision or "main", "commit": got.commit}
 
 

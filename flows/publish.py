@@ -28,9 +28,18 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-@task(
-    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 8, 30], retry_condition_fn=_transient
-)
+HUB_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 8, 30], "retry_condition_fn": _transient}
+
+
+@task(cache_policy=NO_CACHE, **HUB_RETRIES)
+def read_published(repo_id: str, revision: str):
+    """A published dataset at a revision, retried like publishing on 408/429/5xx."""
+    from sublearn.hub import fetch_dataset
+
+    return fetch_dataset(repo_id, revision)
+
+
+@task(cache_policy=NO_CACHE, **HUB_RETRIES)
 def publish_dataset(run_dir: Path, spec: Publish) -> dict:
     """One commit with data, card, lineage and config, tagged; then read back by that tag,
     as the next step (a student, another team) will, and checked row for row."""

@@ -44,7 +44,8 @@ def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFra
     """The dataset a student learns from: from the Hub by its tag when the run was published
     (exactly as another team would read it), else from the run directory; a run that is not
     on this machine but was published by this config is read from the Hub by its tag."""
-    from sublearn.hub import default_tag, fetch_dataset
+    from flows.publish import read_published
+    from sublearn.hub import default_tag
 
     published = Path(run_dir) / "published.json"
     if published.is_file():
@@ -57,7 +58,7 @@ def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFra
         repo_id, tag = config.publish.repo_id, config.publish.tag or default_tag(config)
     else:
         raise StepError(f"{run_dir}: no dataset here and none published; run the dataset first")
-    got = fetch_dataset(repo_id, tag)
+    got = read_published(repo_id, tag)
     return got.data, {"repo_id": repo_id, "revision": tag, "commit": got.commit}
 
 

@@ -251,6 +251,8 @@ class ExperimentConfig(Frozen):
         students = self.experiment.students if self.experiment else None
         if students and students.distill == "topk" and not self.dataset.teacher_topk:
             raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
+        if self.dataset.teacher_topk and self.teacher.backend == "vllm":
+            raise ValueError("dataset.teacher_topk: recorded by the transformers backend only")
         return self
 
     def dataset_dict(self) -> dict:

@@ -96,6 +96,39 @@ def run_cli(cli_env):
     return run
 
 
+@pytest.fixture(scope="session")
+def spawn_cli(cli_env):
+    """Start ``sublearn`` in the background (in its own process group), for tests that stop
+    it: kill -9, Ctrl-C, or the end of a served deployment. Output goes to ``log`` (a pipe
+    nobody reads would fill and block the process)."""
+    import subprocess
+    import sys
+
+    def spawn(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "sublearn", *args],
+                env={**cli_env, **extra_env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    return spawn
+
+
+def wait_until(condition, timeout: float = 300, every: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 @pytest.fixture()
 def hub():
     """The session's Hub server state (repos, request log, injected failures)."""

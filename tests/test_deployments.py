@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -136,18 +135,13 @@ def triggered_runs(deployment_id) -> list:
 
 
 @pytest.fixture()
-def served(cli_env, tiny_config_data, tmp_path):
+def served(spawn_cli, tiny_config_data, tmp_path):
     """``sublearn serve`` on a tiny config, in its own process, until the test ends."""
     config = tmp_path / "served.yaml"
     data = {**tiny_config_data, "name": "served-owl", "output_dir": str(tmp_path / "runs")}
     config.write_text(yaml.safe_dump(data))
-    env = {**cli_env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sublearn", "serve", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = spawn_cli(
+        ["serve", str(config)], tmp_path / "serve.log", PREFECT_RUNNER_POLL_FREQUENCY="1"
     )
     yield config, tmp_path / "runs"
     proc.terminate()

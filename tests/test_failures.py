@@ -9,11 +9,12 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import wait_until
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -79,27 +80,23 @@ def test_full_disk_is_one_line_and_keeps_outputs(cli_env, finished):
     assert not [p for p in after if p.endswith(".tmp")]  # no half-written file left
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(cli_env, run_cli, finished):
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(spawn_cli, run_cli, finished):
     data, folder = finished
     teacher = {**data["teacher"], "batch_size": 1}
     more = {**data, "teacher": teacher, "output_dir": str(folder / "c")}
     config = folder / "ctrl-c.yaml"
     config.write_text(yaml.safe_dump(more))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sublearn", "run", str(config)],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
+    proc = spawn_cli(["run", str(config)], folder / "ctrl-c.log")
     shards = folder / "c" / ".steps" / "generate"
-    while not list(shards.glob("*/shards/*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(shards.glob("*/shards/*.parquet")) or proc.poll() is not None)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr[-2000:]
-    assert stderr.strip().splitlines()[-1].startswith("error: interrupted; finished steps")
+    proc.wait(timeout=120)
+    output = (folder / "ctrl-c.log").read_text()
+    assert proc.returncode == 130, output[-2000:]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: interrupted; finished steps and generation batches are kept: rerun to resume"
+    ]
     done = len(list(shards.glob("*/shards/*.parquet")))
 
     again = run_cli(["run", str(config)])

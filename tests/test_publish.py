@@ -165,3 +165,20 @@ def test_transient_hub_errors_are_retried(prefect_server, published_run, hub, tm
     record = publish_flow(config.run_dir(), spec)
     assert record["created"] and record["rows"] >= 0
     assert not hub.fail_next
+
+
+def test_reading_a_published_dataset_is_retried_too(prefect_server, published_run, hub):
+    from prefect import flow
+
+    from flows.publish import read_published
+
+    config, result = published_run
+    tag = result["published"]["tag"]
+
+    @flow
+    def read() -> int:
+        return read_published(REPO, tag).data.height
+
+    hub.fail_next.extend([502, 429])
+    assert read() == result["published"]["rows"]
+    assert not hub.fail_next

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import yaml
+
+from tests.conftest import wait_until
 
 BATCHES = 6
 
@@ -41,20 +40,12 @@ def shards(out: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_killed_generation_resumes_without_redoing_batches(
-    cli_env, run_cli, tiny_config_data, tmp_path
+    spawn_cli, run_cli, tiny_config_data, tmp_path
 ):
     killed_out, whole_out = tmp_path / "killed", tmp_path / "whole"
     config = write_config(tiny_config_data, killed_out, tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sublearn", "run", str(config)],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while len(shards(killed_out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = spawn_cli(["run", str(config)], tmp_path / "killed.log")
+    wait_until(lambda: len(shards(killed_out)) >= 2 or proc.poll() is not None)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = shards(killed_out)
