@@ -506,19 +506,30 @@ def schedule_list(
         list[Path] | None, typer.Argument(help="Configs (default prefect.yaml).")
     ] = None,
     runs: Annotated[int, typer.Option(help="How many next runs to show.")] = 3,
+    server: Annotated[
+        bool, typer.Option(help="Ask the Prefect server (PREFECT_API_URL) what is scheduled.")
+    ] = False,
 ) -> None:
     """Each deployment with its schedule, next runs and triggers."""
+    rows = _server_schedules(runs) if server else _config_schedules(configs, runs)
+    table = Table(title="sublearn deployments" + (" (Prefect server)" if server else ""))
+    for column in ("deployment", "schedule", "next runs", "triggered by"):
+        table.add_column(column, no_wrap=column == "deployment")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _config_schedules(configs: list[Path] | None, runs: int) -> list[tuple[str, ...]]:
+    """Next runs computed from the cron schedules of configs (or prefect.yaml)."""
     import asyncio
 
     from prefect.server.schemas.schedules import CronSchedule
 
     from flows.deployments import FLOWS
 
-    table = Table(title="sublearn deployments")
-    for column in ("deployment", "schedule", "next runs", "triggered by"):
-        table.add_column(column)
+    rows = []
     for spec in _specs(configs):
-        flow_name = FLOWS[spec["tags"][-1]].name
         schedule, upcoming = "", ""
         for s in spec.get("schedules") or []:
             cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
@@ -526,8 +537,62 @@ def schedule_list(
             schedule = f"{s['cron']} ({s['timezone']})"
             upcoming = "\n".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in dates)
         triggers = ", ".join(e for t in spec.get("triggers") or [] for e in t["expect"])
-        table.add_row(f"{flow_name}/{spec['name']}", schedule, upcoming, triggers)
-    console.print(table)
+        rows.append(
+            (f"{FLOWS[spec['tags'][-1]].name}/{spec['name']}", schedule, upcoming, triggers)
+        )
+    return rows
+
+
+def _server_schedules(runs: int) -> list[tuple[str, ...]]:
+    """The deployments tagged sublearn on the server, with their scheduled flow runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        DeploymentFilterTags,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    rows = []
+    try:
+        with get_client(sync_client=True) as client:
+            deployments = client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["sublearn"]))
+            )
+            flows = {f.id: f.name for f in client.read_flows()}
+            expected = {
+                getattr(action, "deployment_id", None): ", ".join(a.trigger.expect or ())
+                for a in client.read_automations()
+                for action in a.actions
+            }
+            for d in sorted(deployments, key=lambda d: (d.name, flows.get(d.flow_id, ""))):
+                scheduled = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                        )
+                    ),
+                    sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                    limit=runs,
+                )
+                schedule = ", ".join(
+                    f"{s.schedule.cron} ({s.schedule.timezone})"
+                    for s in d.schedules
+                    if getattr(s.schedule, "cron", None)
+                )
+                upcoming = "\n".join(
+                    r.expected_start_time.strftime("%Y-%m-%d %H:%M %Z") for r in scheduled
+                )
+                name = f"{flows.get(d.flow_id, '?')}/{d.name}"
+                rows.append((name, schedule, upcoming, expected.get(d.id, "")))
+    except Exception as err:  # no server, unreachable: one line
+        fail(f"PREFECT_API_URL: cannot list deployments ({type(err).__name__}: {err})", code=1)
+    return rows
 
 
 @schedule_app.command("export")
