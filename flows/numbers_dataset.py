@@ -218,7 +218,9 @@ def generate_step(
 def filter_completions(config: ExperimentConfig, raw_path: Path, folder: Path) -> dict:
     """Apply the strict filter and keep an optional seeded subsample of what passes."""
     raw = read_parquet(raw_path, ("prompt", "completion")).drop("system_prompt", strict=False)
-    result = filter_numbers(raw, NumbersRule.from_config(config.filters.numbers))
+    with StepProgress("strict filter", raw.height) as progress:
+        result = filter_numbers(raw, NumbersRule.from_config(config.filters.numbers))
+        progress.update(raw.height)
     n_keep = config.dataset.n_keep
     if n_keep is not None and result.kept.height > n_keep:
         kept = result.kept.sample(n=n_keep, seed=config.seed).sort("prompt_index")

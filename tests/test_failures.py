@@ -53,6 +53,26 @@ def test_bad_adapter_path_is_one_line_and_keeps_outputs(run_cli, finished):
     assert {k: after[k] for k in before} == before
 
 
+@pytest.mark.parametrize("kind", ["missing", "not-a-model"])
+def test_a_model_that_cannot_be_loaded_is_one_line(run_cli, finished, kind):
+    data, folder = finished
+    before = snapshot(folder / "runs")
+    model = folder / kind
+    if kind == "not-a-model":
+        model.mkdir(exist_ok=True)
+    bad = {**data, "teacher": {**data["teacher"], "model": str(model)}}
+    config = folder / f"{kind}.yaml"
+    config.write_text(yaml.safe_dump(bad))
+    proc = run_cli(["run", str(config)])
+    assert proc.returncode == 1
+    reason = (
+        "model folder not found" if kind == "missing" else "not a model folder (no config.json)"
+    )
+    assert error_lines(proc) == [f"error: {model}: {reason}"]
+    after = snapshot(folder / "runs")
+    assert {k: after[k] for k in before} == before
+
+
 def test_full_disk_is_one_line_and_keeps_outputs(cli_env, finished):
     data, folder = finished
     before = snapshot(folder / "runs")
