@@ -103,7 +103,7 @@ def generate_shard(
         )
     worker = f"{socket.gethostname()}:{os.getpid()}"
     get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
-    return {**done, "lineage": teacher.lineage(), "worker": worker}
+    return {**done, "worker": worker}
 
 
 @flow(name="generate-shards")
@@ -180,7 +180,7 @@ def generate_step(
         logger.info("resumed: %d batch(es) already done, %d generated now", already, redone)
     sampling = teacher_cfg.sampling
     raw = assemble(prompts.select("prompt_index", "system_prompt", "prompt"), shard_dir)
-    lineage = results[0]["lineage"] if results else json.loads((folder / TEACHER).read_text())
+    lineage = teacher_identity(teacher_cfg)
     raw = raw.with_columns(
         pl.lit(lineage["model_id"]).alias("teacher_model"),
         pl.lit(sampling.temperature).alias("temperature"),
@@ -272,15 +272,21 @@ def prompts_key(config: ExperimentConfig) -> str:
     return step_key("prompts", inputs, ["generators.numbers_prompts"])
 
 
-def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
+def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
+    """What the teacher's lineage records (weights, revision, adapter digest, sampling), known
+    without loading the model: it keys the generate step and labels its output."""
     from generators.teacher import teacher_lineage
     from sublearn.model_source import resolve_model
 
     source = resolve_model(teacher_cfg.model, teacher_cfg.revision)
+    return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
+
+
+def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
     backend = teacher_cfg.backend
     inputs = {
         "prompts": prompts["digests"][PROMPTS],
-        "teacher": teacher_lineage(backend, source, teacher_cfg),
+        "teacher": teacher_identity(teacher_cfg),
         "topk": config.dataset.teacher_topk,
         "seed": config.seed,
     }
