@@ -61,7 +61,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     plan = plan or StepPlan()
     log: list[dict] = []
     run_dirs = datasets(config, plan, log)
-    out = config.run_dir() / "experiment"
+    out = config.experiment_dir()
     if run_dirs is None:
         record_summary(log, out)
         return {"results": None, "steps": log}

@@ -290,6 +290,12 @@ class ExperimentConfig(Frozen):
     def run_dir(self) -> Path:
         return self.output_dir / f"{self.name}-{self.config_hash()[:12]}"
 
+    def experiment_dir(self) -> Path:
+        """Students, evaluations and report, beside the trait dataset: one folder per
+        experiment setting, so two student settings on the same data never overwrite."""
+        blob = json.dumps(self.content_dict()["experiment"], sort_keys=True)
+        return self.run_dir() / f"experiment-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
 
 def _strip_throughput(model: BaseModel) -> dict:
     out = {}

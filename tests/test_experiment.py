@@ -48,7 +48,7 @@ def tiny_experiment(prefect_server, tmp_path_factory):
 
 def test_experiment_writes_report_plot_and_results(tiny_experiment):
     config, outcome = tiny_experiment
-    out = config.run_dir() / "experiment"
+    out = config.experiment_dir()
     results = json.loads((out / "results.json").read_text())
     labels = [e["label"] for e in results["evaluations"]]
     assert labels == ["base", "teacher", "control student (seed 0)", "trait student (seed 0)"]
@@ -123,6 +123,30 @@ def test_rerun_reuses_students_and_evaluations(tiny_experiment):
         "control student (seed 0)",
         "trait student (seed 0)",
     }
+
+
+def test_students_elsewhere_read_the_published_dataset_by_its_tag(tiny_experiment, tmp_path):
+    """A finetune deployment on another machine has no run directory: it reads the dataset
+    this config published, by the config's tag."""
+    import polars as pl
+    from prefect import flow
+
+    from flows.students import training_source
+
+    config, _ = tiny_experiment
+    published = json.loads((config.run_dir() / "published.json").read_text())
+
+    @flow
+    def read():
+        return training_source(config, tmp_path / "not-here")
+
+    data, source = read()
+    assert source == {
+        "repo_id": published["repo_id"],
+        "revision": published["tag"],
+        "commit": published["commit"],
+    }
+    assert data.equals(pl.read_parquet(config.run_dir() / "kept.parquet"))
 
 
 def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path):
