@@ -58,7 +58,7 @@ def test_prefect_yaml_is_the_export_of_the_production_configs():
 
 
 def test_schedule_list_shows_next_runs(run_cli):
-    proc = run_cli(["schedule", "list", *PRODUCTION])
+    proc = run_cli(["schedule", "list", *PRODUCTION], COLUMNS="200")
     assert proc.returncode == 0, proc.stderr
     assert "0 2 * * * (Europe/London)" in proc.stdout
     assert "sublearn.dataset.published" in proc.stdout
