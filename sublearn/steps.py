@@ -142,8 +142,9 @@ class StepStore:
         """Reuse the step's record or compute it; returns (record, "reused" | "ran").
 
         ``compute(folder, fresh)`` writes the step's files into ``folder`` and returns
-        ``{"files": [names], **figures}``; ``fresh`` is True when forced, so a step that keeps
-        partial work (generation shards) starts over instead of resuming.
+        ``{"files": [names], **figures}``; ``fresh`` is True when a finished step is forced,
+        so a step that keeps partial work (generation shards) starts over; an unfinished one
+        (killed mid-way) resumes even under ``--only``/``--force``.
         """
         record = self.record(step, key)
         forced = plan.forced(step)
@@ -159,7 +160,7 @@ class StepStore:
         (folder / RECORD).unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        result = compute(folder, forced)
+        result = compute(folder, forced and record is not None)
         record = {
             **result,
             "step": step,

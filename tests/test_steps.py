@@ -138,3 +138,27 @@ def test_step_plan_semantics():
         StepPlan(force=frozenset({"x"}))
     with pytest.raises(ValueError, match="give one of them"):
         StepPlan(only="filter", start="generate")
+
+
+def test_step_store_reuses_forces_and_resumes(tmp_path):
+    from sublearn.steps import StepStore
+
+    store, calls = StepStore(tmp_path), []
+
+    def compute(folder, fresh):
+        calls.append(fresh)
+        (folder / "out.txt").write_text(str(len(calls)))
+        return {"files": ["out.txt"], "rows": len(calls)}
+
+    assert store.run(StepPlan(), "filter", "k1", compute)[1] == "ran"
+    assert store.run(StepPlan(), "filter", "k1", compute)[1] == "reused"
+    forced = StepPlan(force=frozenset({"filter"}))
+    record, status = store.run(forced, "filter", "k1", compute)
+    assert status == "ran" and calls == [False, True] and record["rows"] == 2
+    (store.folder("filter", "k1") / "record.json").unlink()  # killed before it finished
+    store.run(forced, "filter", "k1", compute)
+    assert calls == [False, True, False]  # unfinished work resumes even when forced
+    (store.folder("filter", "k1") / "out.txt").unlink()  # an output went missing
+    assert store.run(StepPlan(), "filter", "k1", compute)[1] == "ran"
+    with pytest.raises(StepError, match="--only report: step 'filter' has no cached output"):
+        store.run(StepPlan(only="report"), "filter", "k2", compute)
