@@ -18,7 +18,8 @@ from flows.evaluation import evaluation_step, summarise, write_report
 from flows.numbers_dataset import numbers_dataset_flow
 from flows.students import student_step, training_source
 from flows.summary import record_summary
-from sublearn.config import ExperimentConfig
+from sublearn.config import ExperimentConfig, dump_config
+from sublearn.runio import write_text
 from sublearn.steps import StepPlan
 
 
@@ -62,6 +63,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     log: list[dict] = []
     run_dirs = datasets(config, plan, log)
     out = config.experiment_dir()
+    write_text(dump_config(config), out / "config.yaml")
     if run_dirs is None:
         record_summary(log, out)
         return {"results": None, "steps": log}

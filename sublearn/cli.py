@@ -155,20 +155,32 @@ def run(
 @app.command()
 def step(
     name: Annotated[str, typer.Argument(help="generate, filter, publish, finetune, evaluate...")],
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="An existing run directory.")],
+    run_dir: Annotated[
+        Path,
+        typer.Option(
+            "--run-dir",
+            help="A run directory, or one of its experiment-<hash> folders for student steps.",
+        ),
+    ],
 ) -> None:
-    """Run one step on an existing run directory, with the config saved there."""
+    """Run one step on an existing run directory, with the config saved there.
+
+    A dataset's run directory holds the config of its latest run; each experiment-<hash>
+    folder inside it holds the config of that experiment (student settings included)."""
     plan = step_plan(name, None, None)
     try:
         cfg = load_config(run_dir / "config.yaml")
     except ConfigError as err:
         fail(str(err))
+    inside_experiment = run_dir.name.startswith("experiment-")
+    dataset_dir = run_dir.parent if inside_experiment else run_dir
+    cfg = cfg.model_copy(update={"output_dir": dataset_dir.parent})
     if name in ("finetune", "evaluate", "report"):
         if cfg.experiment is None:
             fail(f"{run_dir}/config.yaml: step {name!r} needs an experiment: section")
-        execute(cfg.model_copy(update={"output_dir": run_dir.parent}), plan)
+        execute(cfg, plan)
         return
-    execute(cfg.model_copy(update={"output_dir": run_dir.parent}), plan, run_dir)
+    execute(cfg, plan, dataset_dir)
 
 
 @filter_app.command("numbers")

@@ -125,6 +125,19 @@ def test_rerun_reuses_students_and_evaluations(tiny_experiment):
     }
 
 
+def test_step_report_on_an_experiment_folder(tiny_experiment, run_cli):
+    config, _ = tiny_experiment
+    folder = config.experiment_dir()
+    assert (folder / "config.yaml").is_file()
+    proc = run_cli(["step", "report", "--run-dir", str(folder)], COLUMNS="200")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("│")[1:4] for line in proc.stdout.splitlines() if line.startswith("│ ")]
+    statuses = {(step.strip(), status.strip()) for step, _, status in rows if status.strip()}
+    assert ("finetune", "reused") in statuses and ("report", "ran") in statuses
+    assert ("finetune", "ran") not in statuses and ("evaluate", "ran") not in statuses
+    assert f"report: {folder / 'report.md'}" in proc.stdout.replace("\n", "")
+
+
 def test_students_elsewhere_read_the_published_dataset_by_its_tag(tiny_experiment, tmp_path):
     """A finetune deployment on another machine has no run directory: it reads the dataset
     this config published, by the config's tag."""
