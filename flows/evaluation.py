@@ -22,8 +22,9 @@ from eval.stats import mean_ci, paired_bootstrap
 from flows.progress import StepProgress
 from generators.teacher import ChatPrompt
 from sublearn.config import ExperimentConfig
+from sublearn.model_source import file_sha256
 from sublearn.runio import write_json, write_text
-from sublearn.steps import StepPlan, file_digest, step_key
+from sublearn.steps import StepPlan, step_key
 
 RESULT = "result.json"
 
@@ -117,7 +118,7 @@ def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | 
     inputs = {
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
         "dtype": config.teacher.dtype,
-        "adapter": file_digest(weights) if weights else None,
+        "adapter": file_sha256(weights) if weights else None,
         "system": system,
         "evaluation": config.experiment.evaluation.model_dump(),
     }

@@ -29,7 +29,8 @@ from generators.numbers_prompts import numbers_prompts
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
-from sublearn.lineage import dataset_lineage, file_sha256
+from sublearn.lineage import dataset_lineage
+from sublearn.model_source import file_sha256
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
 from sublearn.steps import StepError, StepPlan, StepStore, link_into, step_key
 

@@ -18,8 +18,9 @@ from prefect.events import emit_event
 
 from flows.progress import StepProgress
 from sublearn.config import ExperimentConfig
+from sublearn.model_source import file_sha256
 from sublearn.runio import read_parquet, write_json, write_text
-from sublearn.steps import RECORD, StepError, StepPlan, file_digest, link_into, step_key
+from sublearn.steps import RECORD, StepError, StepPlan, link_into, step_key
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
@@ -53,7 +54,7 @@ def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFra
         repo_id, tag = record["repo_id"], record["tag"]
     elif (Path(run_dir) / "kept.parquet").is_file():
         kept = Path(run_dir) / "kept.parquet"
-        return read_parquet(kept), {"run_dir": str(run_dir), "sha256": file_digest(kept)}
+        return read_parquet(kept), {"run_dir": str(run_dir), "sha256": file_sha256(kept)}
     elif config.publish is not None:
         repo_id, tag = config.publish.repo_id, config.publish.tag or default_tag(config)
     else:

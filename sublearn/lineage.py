@@ -51,10 +51,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def trait_record(teacher) -> dict | None:
     """The trait and how the teacher got it: by system prompt, by fine-tuning, or both."""
     if teacher.trait_finetune is not None:

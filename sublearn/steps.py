@@ -22,9 +22,10 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from sublearn.model_source import file_sha256
 from sublearn.runio import write_json
 
 DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
@@ -53,14 +54,6 @@ def step_key(step: str, inputs: dict, modules: Iterable[str]) -> str:
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -97,21 +90,6 @@ class StepPlan:
         """True where the step must be reused: it lies before ``--only``/``--from``."""
         anchor = self.only or self.start
         return anchor is not None and STEPS.index(step) < STEPS.index(anchor)
-
-
-@dataclass
-class StepLog:
-    """What each step did in this run, for the summary table and the run's records."""
-
-    entries: list[dict] = field(default_factory=list)
-
-    def add(self, step: str, label: str, status: str, seconds: float = 0.0, **extra) -> None:
-        self.entries.append(
-            {"step": step, "dataset": label, "status": status, "seconds": round(seconds, 2)} | extra
-        )
-
-    def extend(self, other: list[dict]) -> None:
-        self.entries.extend(other)
 
 
 class StepStore:
@@ -166,7 +144,7 @@ class StepStore:
             "step": step,
             "key": key,
             "seconds": round(time.perf_counter() - started, 2),
-            "digests": {name: file_digest(folder / name) for name in result["files"]},
+            "digests": {name: file_sha256(folder / name) for name in result["files"]},
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(record, folder / RECORD)
