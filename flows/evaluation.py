@@ -20,11 +20,12 @@ from eval.preference import sampled_preference, target_logprob
 from eval.preference_questions import QUESTIONS
 from eval.stats import mean_ci, paired_bootstrap
 from flows.progress import StepProgress
+from flows.summary import log_entry
 from generators.teacher import ChatPrompt
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
 from sublearn.runio import write_json, write_text
-from sublearn.steps import StepPlan, step_key
+from sublearn.steps import StepPlan, step_key, step_store
 
 RESULT = "result.json"
 
@@ -140,9 +141,7 @@ def evaluation_step(
     system: str | None,
     log: list[dict],
 ) -> dict:
-    from flows.numbers_dataset import entry, step_store
-
-    store = step_store(config)
+    store = step_store(config.output_dir)
 
     def compute(folder: Path, _fresh: bool) -> dict:
         result = evaluate_model(config, label, adapter, system)
@@ -151,7 +150,7 @@ def evaluation_step(
 
     key = evaluation_key(config, adapter, system)
     record, status = store.run(plan, "evaluate", key, compute)
-    log.append(entry("evaluate", label, status, record))
+    log.append(log_entry("evaluate", label, status, record))
     return {**json.loads((store.folder("evaluate", key) / RESULT).read_text()), "label": label}
 
 

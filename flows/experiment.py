@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from flows.evaluation import evaluation_step, summarise, write_report
 from flows.numbers_dataset import numbers_dataset_flow
 from flows.students import student_step, training_source
-from flows.summary import record_summary
+from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.runio import write_text
 from sublearn.steps import StepPlan
@@ -94,9 +94,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, trait_data.height)
     paths = write_report(config, results, out)
-    log.append(
-        {"step": "report", "dataset": config.name, "status": "ran", "rows": len(evaluations)}
-    )
+    log.append(log_entry("report", config.name, "ran", {"rows": len(evaluations)}))
     record_summary(log, out)
     return {
         "results": results,

@@ -23,7 +23,7 @@ from prefect.runtime import flow_run
 from filters.numbers import FilterResult, NumbersRule, filter_numbers
 from flows.progress import StepProgress
 from flows.publish import publish_dataset
-from flows.summary import record_summary
+from flows.summary import log_entry, record_summary
 from generators.batches import assemble, done_indices, pending_batches, split_shards
 from generators.numbers_prompts import numbers_prompts
 from generators.trait_prompt import trait_system_prompt
@@ -32,7 +32,7 @@ from sublearn.config import Teacher as TeacherConfig
 from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.steps import StepError, StepPlan, StepStore, link_into, step_key
+from sublearn.steps import StepError, StepPlan, link_into, step_key, step_store
 
 PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
@@ -45,10 +45,6 @@ PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
 )
 LINEAGE = "lineage.json"
 SHARDS = "shards"
-
-
-def step_store(config: ExperimentConfig) -> StepStore:
-    return StepStore(config.output_dir / ".steps")
 
 
 @task(cache_policy=NO_CACHE)
@@ -318,28 +314,15 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     if cached is None and plan.upstream_only("teacher"):
         raise StepError(f"step 'teacher': no trained trait adapter for {config.name}; run it first")
     adapter = cached or train_trait_teacher(teacher_cfg)
-    log.append(entry("teacher", config.name, "reused" if cached else "ran", {}))
+    log.append(log_entry("teacher", config.name, "reused" if cached else "ran", {}))
     return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
-
-
-def entry(step: str, label: str, status: str, record: dict) -> dict:
-    return {
-        "step": step,
-        "dataset": label,
-        "status": status,
-        "rows": record.get("rows"),
-        "seconds": record.get("seconds") if status == "ran" else 0.0,
-        "tokens_per_s": record.get("tokens_per_s") if status == "ran" else None,
-        "batches_reused": record.get("batches_reused"),
-        "batches_generated": record.get("batches_generated") if status == "ran" else 0,
-    }
 
 
 def dataset_steps(
     config: ExperimentConfig, plan: StepPlan, run_dir: Path, log: list[dict]
 ) -> dict | None:
     """The dataset steps as ``plan`` asks; the filter stats, or None when stopped earlier."""
-    store = step_store(config)
+    store = step_store(config.output_dir)
     label = config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(config), run_dir / CONFIG)
@@ -348,7 +331,7 @@ def dataset_steps(
         record, status = store.run(plan, step, key, compute)
         for name in record["files"]:
             link_into(store.folder(step, key) / name, run_dir / name)
-        log.append(entry(step, label, status, record))
+        log.append(log_entry(step, label, status, record))
         return record
 
     prompts = do("prompts", prompts_key(config), lambda f, _: build_prompts(config, f))
@@ -385,6 +368,6 @@ def numbers_dataset_flow(
     if stats is not None and config.publish and plan.runs("publish"):
         published = publish_dataset(run_dir, config.publish)
         status = "ran" if published["created"] else "reused"
-        log.append(entry("publish", config.name, status, {"rows": published["rows"]}))
+        log.append(log_entry("publish", config.name, status, {"rows": published["rows"]}))
     record_summary(log, run_dir)
     return {"run_dir": str(run_dir), "stats": stats, "published": published, "steps": log}

@@ -17,10 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from flows.progress import StepProgress
+from flows.summary import log_entry
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
 from sublearn.runio import read_parquet, write_json, write_text
-from sublearn.steps import RECORD, StepError, StepPlan, link_into, step_key
+from sublearn.steps import RECORD, StepError, StepPlan, link_into, step_key, step_store
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
@@ -172,16 +173,14 @@ def student_step(
     log: list[dict],
 ) -> Path:
     """Train (or reuse) one student; link it to ``out``; push it and announce it when new."""
-    from flows.numbers_dataset import entry, step_store
-
-    store = step_store(config)
+    store = step_store(config.output_dir)
     key = student_key(config, source, data.height, seed)
     record, status = store.run(
         plan, "finetune", key, lambda f, _: train_student(config, name, data, source, seed, f)
     )
     for file in record["files"]:
         link_into(store.folder("finetune", key) / file, out / file)
-    log.append(entry("finetune", name, status, record))
+    log.append(log_entry("finetune", name, status, record))
     if status == "ran":
         if config.publish is not None:
             repo = push_student(out, f"{config.publish.repo_id}-{name}", config.publish.private)

@@ -12,6 +12,20 @@ SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
 
 
+def log_entry(step: str, label: str, status: str, record: dict) -> dict:
+    """One step of this run: "ran" (with its time and throughput) or "reused" from the cache."""
+    return {
+        "step": step,
+        "dataset": label,
+        "status": status,
+        "rows": record.get("rows"),
+        "seconds": record.get("seconds") if status == "ran" else 0.0,
+        "tokens_per_s": record.get("tokens_per_s") if status == "ran" else None,
+        "batches_reused": record.get("batches_reused"),
+        "batches_generated": record.get("batches_generated") if status == "ran" else 0,
+    }
+
+
 def summary_rows(log: list[dict]) -> list[dict]:
     return [{c: e.get(c) for c in COLUMNS} for e in log]
 

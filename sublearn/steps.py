@@ -151,6 +151,11 @@ class StepStore:
         return record, "ran"
 
 
+def step_store(output_dir: Path) -> StepStore:
+    """The step cache shared by every run under ``output_dir``."""
+    return StepStore(Path(output_dir) / ".steps")
+
+
 def link_into(src: Path, dst: Path) -> Path:
     """Place ``src`` at ``dst`` by hard link (a copy across file systems), atomically."""
     dst.parent.mkdir(parents=True, exist_ok=True)
