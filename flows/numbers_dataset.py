@@ -87,17 +87,9 @@ def generate_shard(
 
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(teacher_cfg)
-    rows = sum(min(b[1], prompts.height) - b[0] for b in batches)
+    rows = sum(stop - start for start, stop in batches)
     with StepProgress(f"teacher completions (shard {index})", rows) as progress:
-        done = generate_batches(
-            teacher,
-            prompts,
-            batches,
-            seed,
-            topk,
-            shard_dir,
-            lambda n, _: progress.advance(n),
-        )
+        done = generate_batches(teacher, prompts, batches, seed, topk, shard_dir, progress.advance)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
     return {**done, "worker": worker}
@@ -130,13 +122,14 @@ def ray_init_kwargs() -> dict:
 
 
 def run_generation(
-    config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts_path: Path, shard_dir: Path
+    config: ExperimentConfig,
+    teacher_cfg: TeacherConfig,
+    prompts_path: Path,
+    indices: list[int],
+    shard_dir: Path,
 ) -> list[dict]:
     """Generate the batches that have no shard yet, split over ``scale_out.shards``."""
-    prompts = read_parquet(prompts_path, ("prompt_index",))
-    todo = pending_batches(
-        prompts["prompt_index"].to_list(), teacher_cfg.batch_size, done_indices(shard_dir)
-    )
+    todo = pending_batches(indices, teacher_cfg.batch_size, done_indices(shard_dir))
     if not todo:
         return []
     scale = config.scale_out
@@ -169,7 +162,8 @@ def generate_step(
     shard_dir.mkdir(parents=True, exist_ok=True)
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     already = len(list(shard_dir.glob("shard-*.parquet")))
-    results = run_generation(config, teacher_cfg, prompts_path, shard_dir)
+    indices = prompts["prompt_index"].to_list()
+    results = run_generation(config, teacher_cfg, prompts_path, indices, shard_dir)
     redone = sum(r["batches"] for r in results)
     tokens = sum(r["tokens"] for r in results)
     seconds = max([r["seconds"] for r in results], default=0.0)

@@ -69,7 +69,7 @@ def generate_batches(
     seed: int,
     topk: int,
     shard_dir: Path,
-    on_batch: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> dict:
     """Generate each batch and write its shard; returns batches, rows, tokens and seconds.
 
@@ -106,7 +106,7 @@ def generate_batches(
         write_parquet(shard, shard_path(shard_dir, batch))
         rows += shard.height
         if on_batch is not None:
-            on_batch(shard.height, len(batches))
+            on_batch(shard.height)
     return {
         "batches": len(batches),
         "rows": rows,
