@@ -17,6 +17,9 @@ def report_markdown(results: dict) -> str:
         f"naming {target} (whole word), mean over questions with a 95% interval; log P is the "
         f"teacher-forced log-probability of answering {target}, mean over questions.",
         "",
+        f"Models ran in {results.get('dtype', 'unrecorded')} "
+        f"on {results.get('cpu', 'an unrecorded device')}.",
+        "",
         f"| model | P({target}) | 95% interval | log P({target}) | 95% interval | top answer |",
         "|---|---:|---|---:|---|---|",
     ]

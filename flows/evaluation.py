@@ -24,6 +24,7 @@ from flows.summary import log_entry
 from generators.teacher import ChatPrompt
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
+from sublearn.precision import cpu_description, teacher_dtype
 from sublearn.runio import write_json, write_text
 from sublearn.steps import StepPlan, step_key, step_store
 
@@ -118,7 +119,7 @@ def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | 
     weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
     inputs = {
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
-        "dtype": config.teacher.dtype,
+        "dtype": teacher_dtype(config.teacher),
         "adapter": file_sha256(weights) if weights else None,
         "system": system,
         "evaluation": config.experiment.evaluation.model_dump(),
@@ -146,7 +147,11 @@ def evaluation_step(
     def compute(folder: Path, _fresh: bool) -> dict:
         result = evaluate_model(config, label, adapter, system)
         write_json(result, folder / RESULT)
-        return {"files": [RESULT], "rows": len(result["answers"])}
+        return {
+            "files": [RESULT],
+            "rows": len(result["answers"]),
+            "dtype": teacher_dtype(config.teacher),
+        }
 
     key = evaluation_key(config, adapter, system)
     record, status = store.run(plan, "evaluate", key, compute)
@@ -193,4 +198,6 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         "effects": effects,
         "table": table,
         "mean_effect_logp": float(np.mean([e["logp_target"]["mean"] for e in effects])),
+        "dtype": teacher_dtype(config.teacher),
+        "cpu": cpu_description(),
     }

@@ -31,6 +31,7 @@ from sublearn.config import ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
 from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
+from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
 from sublearn.steps import StepError, StepPlan, link_into, step_key, step_store
 
@@ -202,6 +203,7 @@ def generate_step(
         "tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
         "workers": sorted({r["worker"] for r in results}),
+        "dtype": lineage["dtype"],
     }
 
 
@@ -308,7 +310,8 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     if cached is None and plan.upstream_only("teacher"):
         raise StepError(f"step 'teacher': no trained trait adapter for {config.name}; run it first")
     adapter = cached or train_trait_teacher(teacher_cfg)
-    log.append(log_entry("teacher", config.name, "reused" if cached else "ran", {}))
+    status = "reused" if cached else "ran"
+    log.append(log_entry("teacher", config.name, status, {"dtype": teacher_dtype(teacher_cfg)}))
     return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
 
 

@@ -20,6 +20,7 @@ from flows.progress import StepProgress
 from flows.summary import log_entry
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
+from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_text
 from sublearn.steps import RECORD, StepError, StepPlan, link_into, step_key, step_store
 
@@ -101,6 +102,7 @@ def train_student(
         "rows": rows.height,
         "training": asdict(training),
         "distill": s.distill,
+        "dtype": teacher_dtype(config.teacher),
         "final_loss": history["losses"][-1] if history["losses"] else None,
         "seconds": history["seconds"],
     }
@@ -110,7 +112,7 @@ def train_student(
         "student %s: %d steps, %.0f s", label, history["steps"], history["seconds"]
     )
     files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != RECORD)
-    return {"files": files, "rows": rows.height}
+    return {"files": files, "rows": rows.height, "dtype": lineage["dtype"]}
 
 
 def push_student(folder: Path, repo_id: str, private: bool) -> str:
@@ -157,7 +159,7 @@ def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) ->
         "students": config.experiment.students.model_dump(exclude={"seeds"}),
         "seed": seed,
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
-        "dtype": config.teacher.dtype,
+        "dtype": teacher_dtype(config.teacher),
     }
     return step_key("finetune", inputs, ["sublearn.finetune", "flows.students"])
 

@@ -23,6 +23,7 @@ def log_entry(step: str, label: str, status: str, record: dict) -> dict:
         "tokens_per_s": record.get("tokens_per_s") if status == "ran" else None,
         "batches_reused": record.get("batches_reused"),
         "batches_generated": record.get("batches_generated") if status == "ran" else 0,
+        "dtype": record.get("dtype"),
     }
 
 

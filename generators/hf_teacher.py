@@ -10,20 +10,18 @@ from transformers import LogitsProcessorList
 
 from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import ModelSourceError, resolve_model
+from sublearn.precision import pick_device, resolve_dtype, warn_if_slow
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def pick_device(name: str) -> str:
-    if name != "auto":
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_model_and_tokenizer(model: str, revision: str | None, dtype: str, device: str):
-    """Load a causal LM and its tokenizer set up for batched generation (left padding)."""
+    """Load a causal LM and its tokenizer set up for batched generation (left padding), in
+    the dtype ``resolve_dtype`` picks for ``dtype`` on ``device``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = resolve_dtype(dtype, device)
+    warn_if_slow(dtype, device)
     source = resolve_model(model, revision)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())

@@ -44,12 +44,13 @@ def number_token_ids(tokenizer) -> list[int]:
 def teacher_lineage(backend: str, source, cfg) -> dict:
     """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
     from sublearn.model_source import adapter_identity
+    from sublearn.precision import teacher_dtype
 
     return {
         "backend": backend,
         **source.lineage(),
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
-        "dtype": cfg.dtype,
+        "dtype": teacher_dtype(cfg),
         "sampling": cfg.sampling.model_dump(),
     }
 

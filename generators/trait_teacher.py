@@ -15,6 +15,7 @@ from pathlib import Path
 
 from generators.trait_set import trait_rows, trait_set_revision
 from sublearn.model_source import cache_root, resolve_model
+from sublearn.precision import teacher_dtype
 
 ADAPTER_FILE = "adapter_model.safetensors"
 
@@ -22,7 +23,12 @@ ADAPTER_FILE = "adapter_model.safetensors"
 def adapter_key(teacher_cfg) -> str:
     source = resolve_model(teacher_cfg.model, teacher_cfg.revision)
     blob = json.dumps(
-        [source.lineage(), teacher_cfg.trait_finetune.model_dump(), trait_set_revision()],
+        [
+            source.lineage(),
+            teacher_cfg.trait_finetune.model_dump(),
+            trait_set_revision(),
+            teacher_dtype(teacher_cfg),
+        ],
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import resolve_model
+from sublearn.precision import teacher_dtype
 
 
 class VllmTeacher:
@@ -20,7 +21,7 @@ class VllmTeacher:
         self.llm = LLM(
             model=self.source.load_path,
             revision=self.source.load_kwargs().get("revision"),
-            dtype=cfg.dtype,
+            dtype=teacher_dtype(cfg),
             tensor_parallel_size=cfg.vllm.tensor_parallel_size,
             gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
             max_model_len=cfg.vllm.max_model_len,

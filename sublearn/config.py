@@ -115,7 +115,11 @@ class Teacher(Frozen):
     trait: Trait | None = None
     trait_finetune: TraitFinetune | None = None
     sampling: Sampling = Sampling()
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="auto: bfloat16 on CPUs with native bf16 (AMX, AVX-512 BF16), float32 on "
+        "other CPUs, the model's own dtype on CUDA (sublearn.precision).",
+    )
     device: str = Field("auto", json_schema_extra=THROUGHPUT)
     batch_size: Annotated[int, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
     vllm: VllmOptions = VllmOptions()

@@ -175,7 +175,8 @@ def train_lora(
 def train_adapter(teacher_cfg, rows: Sequence[ChatRow], cfg: LoraTraining, on_step=None):
     """Load the base model a ``Teacher`` config names, add LoRA and train it on ``rows``.
     Returns the base model's source (for the lineage), the trained peft model and the history."""
-    from generators.hf_teacher import load_model_and_tokenizer, pick_device
+    from generators.hf_teacher import load_model_and_tokenizer
+    from sublearn.precision import pick_device
 
     source, model, tokenizer = load_model_and_tokenizer(
         teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)

@@ -8,8 +8,10 @@ package. transformers can read GGUF but takes tens of seconds to dequantise it, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -62,9 +64,48 @@ def embedded_gguf() -> Path:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def file_stamp(path: Path) -> list[int]:
+    """Size and modification time: what changes when a file is rewritten, cheap to read."""
+    st = Path(path).stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def cached_sha256(path: Path) -> str:
+    """``file_sha256``, remembered under the cache folder by path, size and modification time,
+    so multi-GB weights are hashed once and again only after they change."""
+    path = Path(path).resolve()
+    stamp = file_stamp(path)
+    memo = cache_root() / "sha256" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
+    try:
+        known = json.loads(memo.read_text())
+        if known["stamp"] == stamp:
+            return known["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    sha = file_sha256(path)
+    from sublearn.runio import write_json
+
+    with contextlib.suppress(OSError):  # a read-only cache only costs a rehash next time
+        write_json({"path": str(path), "stamp": stamp, "sha256": sha}, memo)
+    return sha
+
+
+def folder_sha256(folder: Path) -> str:
+    """One digest of every file in a model folder (weights, config, tokenizer): retraining
+    or replacing any of them into the same folder gives a new identity."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        digest.update(f"{name}\0{cached_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -92,22 +133,33 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
 
 def embedded_source() -> ModelSource:
     gguf = embedded_gguf()
-    sha = file_sha256(gguf)
+    sha = cached_sha256(gguf)
     out_dir = cache_root() / "embedded" / sha[:16]
     if not (out_dir / "config.json").is_file():
         convert_gguf(gguf, out_dir)
     return ModelSource(str(out_dir), EMBEDDED_NAME, revision=f"sha256:{sha}", sha256=sha)
 
 
-def hub_commit(repo_id: str, revision: str | None, repo_type: str = "model") -> str | None:
-    """The exact commit a Hub revision (branch, tag or sha) points at, for the lineage; None
-    when the Hub cannot be reached (the lineage then keeps the revision as given)."""
-    from huggingface_hub import HfApi
+def hub_commit(repo_id: str, revision: str | None, repo_type: str = "model") -> str:
+    """The exact commit a Hub revision (branch, tag or sha) points at: it keys every step that
+    uses the model and goes into the lineage. Offline, the commit of a copy in the local Hub
+    cache; with neither, a one-line error rather than a step keyed by a name that can move."""
+    from huggingface_hub import HfApi, snapshot_download
 
     try:
         return HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision).sha
-    except Exception:  # offline, no such repo: loading will fail with its own message
-        return None
+    except Exception as err:  # offline, unreachable, no such repo: try the local cache
+        problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    try:
+        snapshot = snapshot_download(
+            repo_id, repo_type=repo_type, revision=revision, local_files_only=True
+        )
+        return Path(snapshot).name
+    except Exception:
+        raise ModelSourceError(
+            f"{repo_id}: cannot resolve revision {revision or 'main'} to a commit ({problem}) "
+            "and no copy is in the local Hub cache"
+        ) from None
 
 
 def adapter_identity(adapter: str | None, revision: str | None) -> dict:
@@ -119,9 +171,9 @@ def adapter_identity(adapter: str | None, revision: str | None) -> dict:
     if weights.is_file():
         return {
             "adapter": str(local.resolve()),
-            "adapter_revision": f"sha256:{file_sha256(weights)}",
+            "adapter_revision": f"sha256:{cached_sha256(weights)}",
         }
-    return {"adapter": adapter, "adapter_revision": hub_commit(adapter, revision) or revision}
+    return {"adapter": adapter, "adapter_revision": hub_commit(adapter, revision)}
 
 
 def resolve_model(model: str, revision: str | None = None) -> ModelSource:
@@ -132,10 +184,8 @@ def resolve_model(model: str, revision: str | None = None) -> ModelSource:
     if local.exists():
         if not (local / "config.json").is_file():
             raise ModelSourceError(f"{local}: not a model folder (no config.json)")
-        sha = file_sha256(local / "config.json")
+        sha = folder_sha256(local)
         return ModelSource(str(local), str(local.resolve()), revision=revision, sha256=sha)
     if model.startswith((".", "/", "~")):
         raise ModelSourceError(f"{model}: model folder not found")
-    return ModelSource(
-        model, model, revision=hub_commit(model, revision) or revision, from_hub=True
-    )
+    return ModelSource(model, model, revision=hub_commit(model, revision), from_hub=True)

@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
+import logging
 import os
 import shutil
+import stat
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-from sublearn.model_source import file_sha256
+from filelock import FileLock
+
+from sublearn.model_source import file_sha256, file_stamp
 from sublearn.runio import write_json
 
 DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
@@ -33,15 +40,56 @@ EXPERIMENT_STEPS = ("finetune", "evaluate", "report")
 STEPS = DATASET_STEPS + EXPERIMENT_STEPS
 RECORD = "record.json"
 
+log = logging.getLogger("sublearn")
+
 
 class StepError(RuntimeError):
     """A step cannot run as asked (an upstream output is missing); one line for the user."""
 
 
+PROJECT_PACKAGES = ("sublearn", "flows", "generators", "filters", "eval")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@cache
+def _imported_modules(name: str) -> frozenset[str]:
+    """The project modules that module ``name`` imports anywhere in its source (lazy imports
+    inside functions included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(importlib.import_module(name)))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return frozenset(m for m in found if m.split(".")[0] in PROJECT_PACKAGES and _is_module(m))
+
+
+def code_closure(modules: Iterable[str]) -> list[str]:
+    """The modules and every project module they import, transitively: a step's code is all
+    of it, so editing a helper it calls invalidates its cache too."""
+    todo, seen = list(modules), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += _imported_modules(name) - seen
+    return sorted(seen)
+
+
 def code_digest(modules: Iterable[str]) -> str:
-    """The source of the modules that compute a step: editing them invalidates its cache."""
+    """The source of the modules that compute a step, and of what they import."""
     digest = hashlib.sha256()
-    for name in sorted(set(modules)):
+    for name in code_closure(modules):
         digest.update(name.encode())
         digest.update(inspect.getsource(importlib.import_module(name)).encode())
     return digest.hexdigest()
@@ -93,22 +141,52 @@ class StepPlan:
 
 
 class StepStore:
+    """Finished steps on disk. A record is trusted only while its files still hold what it
+    recorded: size and modification time are compared on every reuse, the full sha256 when
+    they differ, and a changed file makes the step run again. Store files are read-only and
+    each step key has a lock, so two runs of one config compute a step once."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
 
     def folder(self, step: str, key: str) -> Path:
         return self.root / step / key
 
+    def lock(self, step: str, key: str) -> FileLock:
+        self.root.joinpath(step).mkdir(parents=True, exist_ok=True)
+        return FileLock(self.root / step / f"{key}.lock")
+
     def record(self, step: str, key: str) -> dict | None:
-        """The step's record when it finished and all its files are still there."""
-        path = self.folder(step, key) / RECORD
-        if not path.is_file():
-            return None
-        record = json.loads(path.read_text())
+        """The step's record when it finished and its files still hold what it recorded."""
         folder = self.folder(step, key)
-        if all((folder / name).exists() for name in record["files"]):
-            return record
-        return None
+        path = folder / RECORD
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        stamps = dict(record.get("stamps", {}))
+        changed = []
+        for name in record["files"]:
+            file = folder / name
+            if not file.is_file():
+                return None
+            if stamps.get(name) == file_stamp(file):
+                continue
+            if file_sha256(file) != record["digests"].get(name):
+                changed.append(name)
+            stamps[name] = file_stamp(file)
+        if changed:
+            log.warning(
+                "step %s: cached %s changed since it was recorded; recomputing",
+                step,
+                ", ".join(changed),
+            )
+            path.unlink(missing_ok=True)
+            return None
+        if stamps != record.get("stamps"):  # same content, touched: remember the new stamps
+            record["stamps"] = stamps
+            write_json(record, path)
+        return record
 
     def run(
         self,
@@ -124,31 +202,42 @@ class StepStore:
         so a step that keeps partial work (generation shards) starts over; an unfinished one
         (killed mid-way) resumes even under ``--only``/``--force``.
         """
-        record = self.record(step, key)
-        forced = plan.forced(step)
-        if record is not None and not forced:
-            return record, "reused"
-        if plan.upstream_only(step) and record is None:
-            anchor = f"--only {plan.only}" if plan.only else f"--from {plan.start}"
-            raise StepError(
-                f"{anchor}: step '{step}' has no cached output for this config; "
-                "run it first (without --only/--from)"
-            )
-        folder = self.folder(step, key)
-        (folder / RECORD).unlink(missing_ok=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        result = compute(folder, forced and record is not None)
-        record = {
-            **result,
-            "step": step,
-            "key": key,
-            "seconds": round(time.perf_counter() - started, 2),
-            "digests": {name: file_sha256(folder / name) for name in result["files"]},
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        write_json(record, folder / RECORD)
-        return record, "ran"
+        with self.lock(step, key):
+            record = self.record(step, key)
+            forced = plan.forced(step)
+            if record is not None and not forced:
+                return record, "reused"
+            if plan.upstream_only(step) and record is None:
+                anchor = f"--only {plan.only}" if plan.only else f"--from {plan.start}"
+                raise StepError(
+                    f"{anchor}: step '{step}' has no cached output for this config; "
+                    "run it first (without --only/--from)"
+                )
+            folder = self.folder(step, key)
+            (folder / RECORD).unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            result = compute(folder, forced and record is not None)
+            for name in result["files"]:
+                read_only(folder / name)
+            record = {
+                **result,
+                "step": step,
+                "key": key,
+                "seconds": round(time.perf_counter() - started, 2),
+                "digests": {name: file_sha256(folder / name) for name in result["files"]},
+                "stamps": {name: file_stamp(folder / name) for name in result["files"]},
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            write_json(record, folder / RECORD)
+            return record, "ran"
+
+
+def read_only(path: Path) -> None:
+    """Clear the write bits: a tool that rewrites a run directory's file in place (they are
+    hard links into the store) fails instead of changing the cache under every run."""
+    mode = path.stat().st_mode
+    path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def step_store(output_dir: Path) -> StepStore:
@@ -161,11 +250,13 @@ def link_into(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and os.path.samefile(src, dst):
         return dst
-    tmp = dst.with_name(f".{dst.name}.link")
-    tmp.unlink(missing_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.link")
     try:
         os.link(src, tmp)
     except OSError:
         shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dst

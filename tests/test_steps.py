@@ -5,13 +5,17 @@ directory, and an uncached upstream step under ``--only`` is one clear line."""
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 
 import pytest
 import yaml
 
 from generators.batches import pending_batches, split_shards
 from sublearn.config import parse_config
-from sublearn.steps import StepError, StepPlan
+from sublearn.runio import write_text
+from sublearn.steps import StepError, StepPlan, StepStore, code_closure, link_into
 
 
 def statuses(result: dict) -> dict[str, str]:
@@ -141,13 +145,11 @@ def test_step_plan_semantics():
 
 
 def test_step_store_reuses_forces_and_resumes(tmp_path):
-    from sublearn.steps import StepStore
-
     store, calls = StepStore(tmp_path), []
 
     def compute(folder, fresh):
         calls.append(fresh)
-        (folder / "out.txt").write_text(str(len(calls)))
+        write_text(str(len(calls)), folder / "out.txt")
         return {"files": ["out.txt"], "rows": len(calls)}
 
     assert store.run(StepPlan(), "filter", "k1", compute)[1] == "ran"
@@ -162,3 +164,89 @@ def test_step_store_reuses_forces_and_resumes(tmp_path):
     assert store.run(StepPlan(), "filter", "k1", compute)[1] == "ran"
     with pytest.raises(StepError, match="--only report: step 'filter' has no cached output"):
         store.run(StepPlan(only="report"), "filter", "k2", compute)
+
+
+def counting_compute(calls: list, text: str = "payload"):
+    def compute(folder, fresh):
+        calls.append(fresh)
+        write_text(text, folder / "out.txt")
+        return {"files": ["out.txt"], "rows": 1}
+
+    return compute
+
+
+def test_a_changed_cached_file_is_recomputed_not_served(tmp_path, caplog):
+    store, calls = StepStore(tmp_path / "store"), []
+    compute = counting_compute(calls)
+    store.run(StepPlan(), "generate", "k", compute)
+    stored = store.folder("generate", "k") / "out.txt"
+    assert not stored.stat().st_mode & 0o222  # read-only in the store
+
+    linked = link_into(stored, tmp_path / "run" / "out.txt")
+    os.utime(linked)  # touched, same content: still reused, without recomputing
+    assert store.run(StepPlan(), "generate", "k", compute)[1] == "reused" and len(calls) == 1
+
+    linked.chmod(0o644)  # a tool rewrites the run directory's file in place (a hard link)
+    with open(linked, "r+") as fh:
+        fh.write("PAY")
+    assert stored.read_text() == "PAYload"
+    with caplog.at_level("WARNING", logger="sublearn"):
+        record, status = store.run(StepPlan(), "generate", "k", compute)
+    assert status == "ran" and len(calls) == 2 and stored.read_text() == "payload"
+    assert "step generate: cached out.txt changed since it was recorded; recomputing" in (
+        caplog.text
+    )
+
+    with open(stored, "r+b") as fh:  # truncated, same modification time
+        fh.truncate(3)
+    assert store.run(StepPlan(), "generate", "k", compute)[1] == "ran" and len(calls) == 3
+
+
+def test_two_runs_of_one_step_compute_it_once(tmp_path):
+    """The second run waits for the first one's lock, then reuses its output."""
+    store, calls = StepStore(tmp_path), []
+    started = threading.Event()
+    inner = counting_compute(calls)
+
+    def slow(folder, fresh):
+        started.set()
+        time.sleep(0.5)
+        return inner(folder, fresh)
+
+    results = []
+    first = threading.Thread(target=lambda: results.append(store.run(StepPlan(), "g", "k", slow)))
+    first.start()
+    started.wait(5)
+    second = store.run(StepPlan(), "g", "k", slow)
+    first.join()
+    assert len(calls) == 1 and results[0][1] == "ran" and second[1] == "reused"
+
+
+def test_code_keys_cover_the_helpers_a_step_imports():
+    closure = code_closure(["generators.hf_teacher"])
+    assert {"generators.teacher", "sublearn.model_source", "sublearn.precision"} <= set(closure)
+    assert "flows.numbers_dataset" not in closure
+    assert "generators.trait_prompt" in code_closure(["flows.numbers_dataset"])
+
+
+def test_truncated_run_outputs_are_rebuilt_and_the_lineage_hashes_the_real_data(
+    prefect_server, config
+):
+    from flows.numbers_dataset import numbers_dataset_flow
+    from sublearn.model_source import file_sha256
+
+    first = numbers_dataset_flow(config)
+    run_dir = config.run_dir()
+    kept_sha = file_sha256(run_dir / "kept.parquet")
+    for name in ("raw.parquet", "kept.parquet"):
+        (run_dir / name).chmod(0o644)
+        with open(run_dir / name, "r+b") as fh:
+            fh.truncate(100)
+    again = numbers_dataset_flow(config)
+    assert statuses(again) == {"prompts": "reused", "generate": "ran", "filter": "ran"}
+    generate = next(e for e in again["steps"] if e["step"] == "generate")
+    assert generate["batches_generated"] == 0  # rebuilt from the finished shards
+    assert file_sha256(run_dir / "kept.parquet") == kept_sha
+    lineage = json.loads((run_dir / "lineage.json").read_text())
+    assert lineage["data_sha256"] == kept_sha
+    assert again["stats"] == first["stats"]
