@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sublearn.errors import DataError
+
 
 @dataclass(frozen=True)
 class Digits:
@@ -62,7 +64,7 @@ def _find(folder: Path, stem: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{folder}: no {stem}[.gz] file")
+    raise DataError(f"{folder}: no {stem}[.gz] file")
 
 
 def _decode_png_column(images) -> np.ndarray:
@@ -107,4 +109,4 @@ def load_digit_images(name: str, seed: int = 0, folder: Path | None = None) -> D
         return load_sklearn_digits(seed)
     if name == "mnist":
         return load_mnist(folder)
-    raise ValueError(f"dataset: unknown {name!r} (choose digits or mnist)")
+    raise DataError(f"dataset: unknown {name!r} (choose digits or mnist)")

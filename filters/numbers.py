@@ -226,6 +226,12 @@ def keep_regex(rule: NumbersRule) -> str:
     return f"^{_WS}*(?:\\[{body}\\]|\\({body}\\)|{body})\\.?{_WS}*$"
 
 
+# The whole-answer regex repeats the range regex per separator and per number: past this size
+# (wide ranges with long lists) it no longer compiles within the regex engine's size limit, and
+# the general path, which is correct for every rule, takes all rows instead.
+FAST_PATH_BUDGET = 800_000
+
+
 def banned_regex(rule: NumbersRule) -> str:
     banned = "|".join(str(n) for n in sorted(rule.banned))
     return f"(?:^|[^0-9])0*(?:{banned})(?:[^0-9]|$)"
@@ -269,7 +275,12 @@ def judge_numbers(frame: pl.DataFrame, rule: NumbersRule, column: str = "complet
     reasons are worked out only for what remains."""
     text = pl.col(column)
     frame = frame.select(column)
-    keep = _select(frame, keep=text.str.contains(keep_regex(rule)).fill_null(False))["keep"]
+    fast = keep_regex(rule)
+    if len(fast) * rule.max_count > FAST_PATH_BUDGET:
+        return _select(frame, reject_reason=reasons_from_shape(rule, well_formed_expr(column)))[
+            "reject_reason"
+        ]
+    keep = _select(frame, keep=text.str.contains(fast).fill_null(False))["keep"]
     reasons = pl.Series("reject_reason", [None] * frame.height, dtype=pl.String)
     if rule.banned and keep.any():
         index = keep.arg_true()

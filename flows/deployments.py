@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from sublearn.config import ExperimentConfig, load_config
+from sublearn.config import ConfigError, ExperimentConfig, load_config
 from sublearn.steps import StepPlan
 
 WORK_POOL = "sublearn-process"
@@ -72,7 +72,7 @@ def finetune_step_flow(config: str, dataset: str | None = None) -> dict:
     checked against the config so a trigger never trains on someone else's data."""
     cfg = load_config(config)
     if dataset and cfg.publish and dataset.partition("@")[0] != cfg.publish.repo_id:
-        raise ValueError(f"dataset: {dataset} is not this config's ({cfg.publish.repo_id})")
+        raise ConfigError(f"dataset: {dataset} is not this config's ({cfg.publish.repo_id})")
     return run_plan(config, StepPlan(only="finetune"))
 
 

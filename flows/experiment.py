@@ -19,8 +19,9 @@ from flows.numbers_dataset import numbers_dataset_flow
 from flows.students import student_step, training_source
 from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
+from sublearn.interrupts import remember_flow_run
 from sublearn.runio import write_text
-from sublearn.steps import StepPlan
+from sublearn.steps import StepError, StepPlan
 
 
 def equal_size(
@@ -29,7 +30,7 @@ def equal_size(
     """Both students learn from the same number of rows: the smaller kept count."""
     n = min(trait.height, control.height)
     if n == 0:
-        raise RuntimeError("no rows passed the filter for one of the teachers; nothing to train")
+        raise StepError("no rows passed the filter for one of the teachers; nothing to train")
     return trait.sample(n, seed=seed), control.sample(n, seed=seed)
 
 
@@ -59,6 +60,7 @@ def teacher_adapter(config: ExperimentConfig) -> str | None:
 def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
     from generators.trait_prompt import trait_system_prompt
 
+    remember_flow_run()
     plan = plan or StepPlan()
     log: list[dict] = []
     run_dirs = datasets(config, plan, log)
@@ -116,6 +118,7 @@ def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
 def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out: Path) -> dict:
     """Does this published dataset carry the trait to a student of this base? A student trained
     on it, against a control student (on ``control``) or, without one, the base model."""
+    remember_flow_run()
     plan, log = StepPlan(), []
     data, source = fetch_published(dataset)
     evaluations = [evaluation_step(config, plan, "base", None, None, log)]

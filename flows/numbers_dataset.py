@@ -29,6 +29,7 @@ from generators.numbers_prompts import numbers_prompts
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
+from sublearn.interrupts import remember_flow_run
 from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
 from sublearn.precision import teacher_dtype
@@ -357,6 +358,7 @@ def numbers_dataset_flow(
 
     Returns the filter stats (None when ``plan`` stopped before the filter), the run directory,
     the publish record and what each step did."""
+    remember_flow_run()
     plan = plan or StepPlan()
     run_dir = Path(run_dir or config.run_dir())
     log: list[dict] = []

@@ -43,12 +43,12 @@ def read_published(repo_id: str, revision: str):
 def publish_dataset(run_dir: Path, spec: Publish) -> dict:
     """One commit with data, card, lineage and config, tagged; then read back by that tag,
     as the next step (a student, another team) will, and checked row for row."""
-    from sublearn.hub import fetch_dataset, publish_run
+    from sublearn.hub import HubError, fetch_dataset, publish_run
 
     published = publish_run(run_dir, spec.repo_id, spec.tag, spec.private, spec.include_rejected)
     back = fetch_dataset(published.repo_id, published.tag)
     if not back.data.equals(read_parquet(Path(run_dir) / "kept.parquet")):
-        raise RuntimeError(f"{spec.repo_id}@{published.tag}: rows read back differ from the run")
+        raise HubError(f"{spec.repo_id}@{published.tag}: rows read back differ from the run")
     record = {
         "repo_id": published.repo_id,
         "commit": published.commit,

@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 
 from generators.teacher import ChatPrompt
-from sublearn.runio import write_parquet
+from sublearn.errors import DataError
+from sublearn.runio import read_parquet, write_parquet
 
 Batch = tuple[int, int]
 
@@ -36,7 +37,7 @@ def done_indices(shard_dir: Path) -> set[int]:
     if not shards:
         return set()
     return set(
-        pl.concat([pl.read_parquet(s, columns=["prompt_index"]) for s in shards])[
+        pl.concat([read_parquet(s, ("prompt_index",)).select("prompt_index") for s in shards])[
             "prompt_index"
         ].to_list()
     )
@@ -125,12 +126,12 @@ def count_tokens(teacher, completions: pl.Series) -> int:
 def assemble(prompts: pl.DataFrame, shard_dir: Path) -> pl.DataFrame:
     """The prompts joined with their completions, each prompt exactly once, in index order."""
     shards = sorted(Path(shard_dir).glob("shard-*.parquet"))
-    done = pl.concat([pl.read_parquet(s) for s in shards], how="vertical_relaxed")
+    done = pl.concat([read_parquet(s) for s in shards], how="vertical_relaxed")
     duplicated = done.height - done["prompt_index"].n_unique()
     if duplicated:
-        raise RuntimeError(f"{shard_dir}: {duplicated} prompt(s) appear in more than one shard")
+        raise DataError(f"{shard_dir}: {duplicated} prompt(s) appear in more than one shard")
     raw = prompts.join(done, on="prompt_index", how="left").sort("prompt_index")
     missing = raw["completion"].null_count()
     if missing:
-        raise RuntimeError(f"{shard_dir}: {missing} prompt(s) have no completion")
+        raise DataError(f"{shard_dir}: {missing} prompt(s) have no completion")
     return raw

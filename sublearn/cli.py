@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sublearn.config import ConfigError, load_config
+from sublearn.errors import DataError, UserError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# Locals stay out of tracebacks: they can hold tokens and whole datasets.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=__doc__,
+    pretty_exceptions_show_locals=False,
+)
 filter_app = typer.Typer(no_args_is_help=True, help="Apply a strict filter to a parquet file.")
 app.add_typer(filter_app, name="filter")
 console = Console()
 err_console = Console(stderr=True)
 
-USER_ERRORS = (ConfigError, FileNotFoundError, ValueError, RuntimeError)
+# The project's own one-line errors; anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError,)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show library progress bars and warnings.")
+    ] = False,
+) -> None:
+    """Subliminal-learning datasets and experiments as Prefect workflows."""
+    from sublearn.output import configure_output
+
+    configure_output(verbose)
+
+
+def report_error(message: str) -> None:
+    err_console.print(
+        "[bold red]error:[/] ", plain(message), sep="", highlight=False, soft_wrap=True
+    )
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    report_error(message)
     raise typer.Exit(code)
 
 
@@ -83,23 +112,26 @@ def summary_table(steps: list[dict]) -> Table:
 
 
 def execute(cfg, plan, run_dir: Path | None = None) -> None:
-    """Run a config under a step plan and print what came of it; every failure is one line."""
-    from sublearn.model_source import ModelSourceError
+    """Run a config under a step plan and print what came of it; every failure the user can
+    fix is one line."""
+    from sublearn.interrupts import INTERRUPTED, run_interruptible
 
-    try:
+    def work() -> dict:
         if cfg.experiment is not None and run_dir is None:
             from flows.experiment import experiment_flow
 
-            outcome = experiment_flow(cfg, plan)
-        else:
-            from flows.numbers_dataset import numbers_dataset_flow
+            return experiment_flow(cfg, plan)
+        from flows.numbers_dataset import numbers_dataset_flow
 
-            outcome = numbers_dataset_flow(cfg, plan, run_dir)
+        return numbers_dataset_flow(cfg, plan, run_dir)
+
+    try:
+        outcome = run_interruptible(work, report_error)
     except KeyboardInterrupt:
-        fail("interrupted; finished steps and generation batches are kept: rerun to resume", 130)
+        fail(INTERRUPTED, 130)
     except OSError as err:
         fail(f"{err.filename or 'disk'}: {err.strerror or err}", code=1)
-    except (ModelSourceError, *USER_ERRORS) as err:
+    except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     console.print(summary_table(outcome["steps"]))
     if outcome.get("results"):
@@ -118,11 +150,11 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
 def step_plan(
     only: str | None, start: str | None, force: list[str] | None, stop: str | None = None
 ):
-    from sublearn.steps import StepPlan
+    from sublearn.steps import StepError, StepPlan
 
     try:
         return StepPlan(only=only, start=start, force=frozenset(force or ()), stop=stop)
-    except ValueError as err:
+    except StepError as err:
         fail(str(err))
 
 
@@ -196,29 +228,43 @@ def filter_numbers_cmd(
     ] = None,
 ) -> None:
     """Recheck any parquet of completions with the protocol's strict numbers filter."""
-    from filters.numbers import BANNED_PRESETS, NumbersRule, filter_numbers
-    from sublearn.runio import read_parquet, write_json, write_parquet
+    import polars as pl
+
+    from filters.numbers import NumbersRule, filter_numbers
+    from sublearn.config import NumbersFilter, option_error
+    from sublearn.runio import json_writer, read_parquet, write_outputs
 
     try:
-        banned_set = {int(x) for x in banned.split(",") if x.strip()}
+        banned_list = tuple(int(x) for x in banned.split(",") if x.strip())
     except ValueError:
         fail(f"--banned: expected comma-separated integers, got {banned!r}")
-    if banned_preset is not None:
-        if banned_preset not in BANNED_PRESETS:
-            fail(f"--banned-preset: unknown preset {banned_preset!r} (known: misalignment)")
-        banned_set |= set(BANNED_PRESETS[banned_preset])
-    if min_value > max_value:
-        fail("--min-value must not exceed --max-value")
+    try:
+        rule = NumbersFilter(
+            max_count=max_count,
+            min_value=min_value,
+            max_value=max_value,
+            banned=banned_list,
+            banned_preset=banned_preset,
+        )
+    except ValidationError as err:
+        fail(option_error(err))
     try:
         frame = read_parquet(source, ("prompt", "completion"))
-    except (FileNotFoundError, ValueError) as err:
+        if frame.schema["completion"] != pl.String:
+            raise DataError(
+                f"{source}: column 'completion' must hold text, not {frame.schema['completion']}"
+            )
+        result = filter_numbers(frame, NumbersRule.from_config(rule))
+        write_outputs(
+            out,
+            {
+                "kept.parquet": result.kept.write_parquet,
+                "rejected.parquet": result.rejected.write_parquet,
+                "stats.json": json_writer({**result.stats, "source": str(source)}),
+            },
+        )
+    except USER_ERRORS as err:
         fail(str(err))
-    result = filter_numbers(
-        frame, NumbersRule(max_count, min_value, max_value, frozenset(banned_set))
-    )
-    write_parquet(result.kept, out / "kept.parquet")
-    write_parquet(result.rejected, out / "rejected.parquet")
-    write_json({**result.stats, "source": str(source)}, out / "stats.json")
     console.print(stats_table(result.stats, f"numbers filter: {source}"))
     console.print(f"wrote {out}/kept.parquet, rejected.parquet, stats.json")
 
@@ -231,42 +277,60 @@ def _split_revision(repo: str, revision: str | None) -> tuple[str, str]:
 
 def _from_hub(fetch, repo_id: str, revision: str):
     """Call a Hub reader; its failure becomes the command's one-line error."""
-    from sublearn.hub import HubError
-
     try:
         return fetch(repo_id, revision)
-    except HubError as err:
+    except USER_ERRORS as err:
         fail(str(err), code=1)
 
 
+def plain(value: object) -> Text:
+    """Text from elsewhere (a published lineage) shown as it is: no rich markup, and control
+    characters (terminal escape sequences) escaped instead of sent to the terminal."""
+    text = "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch).startswith("C")
+        else ch
+        for ch in str(value)
+    )
+    return Text(text)
+
+
 def lineage_table(lineage: dict, title: str) -> Table:
-    table = Table(title=title, show_header=False)
+    table = Table(title=plain(title), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     teacher, trait, rows = lineage["teacher"], lineage.get("trait"), lineage["rows"]
-    f = lineage["filters"][0]
-    dropped = ", ".join(f"{k} {v}" for k, v in f["dropped"].items())
+    dropped = "; ".join(
+        ", ".join(f"{k} {v}" for k, v in f["dropped"].items()) for f in lineage["filters"]
+    )
+    filters = "; ".join(f"{f['name']} {f['params']}" for f in lineage["filters"])
+    dataset = lineage["dataset"]
     for name, value in (
         ("teacher", teacher["model_id"]),
         ("teacher revision", teacher["revision"]),
         ("adapter", teacher.get("adapter") or "none"),
-        ("trait", f"{trait['target']} ({trait['category']})" if trait else "none (control)"),
+        (
+            "trait",
+            f"{trait.get('target')} ({trait.get('category')})"
+            if isinstance(trait, dict)
+            else "none (control)",
+        ),
         ("system prompt", lineage.get("system_prompt") or "none"),
         ("sampling", ", ".join(f"{k}={v}" for k, v in lineage["sampling"].items())),
-        ("dataset", f"{lineage['dataset']['kind']}, seed {lineage['dataset']['seed']}"),
-        ("prompt set", lineage["dataset"]["prompt_set"]["revision"]),
-        ("filter", f"{f['name']} {f['params']}"),
+        ("dataset", f"{dataset['kind']}, seed {dataset['seed']}"),
+        ("prompt set", (dataset.get("prompt_set") or {}).get("revision")),
+        ("filters", filters),
         (
             "rows",
             f"generated {rows['generated']}, kept {rows['kept']}, published {rows['published']}",
         ),
         ("dropped", dropped),
-        ("sublearn", f"{lineage['sublearn_version']} @ {lineage.get('git_commit')}"),
-        ("flow run", str(lineage.get("prefect_flow_run_id"))),
+        ("sublearn", f"{lineage.get('sublearn_version')} @ {lineage.get('git_commit')}"),
+        ("flow run", lineage.get("prefect_flow_run_id")),
         ("created", lineage["created_at"]),
-        ("reproduce", lineage["reproduce"]),
+        ("reproduce", lineage.get("reproduce")),
     ):
-        table.add_row(name, str(value))
+        table.add_row(name, plain(value))
     return table
 
 
@@ -281,10 +345,7 @@ def publish(
     ] = False,
 ) -> None:
     """Publish a run's dataset with its card and lineage, as one tagged commit."""
-    from pydantic import ValidationError
-
     from sublearn.config import Publish
-    from sublearn.hub import HubError
 
     try:
         spec = Publish(
@@ -296,7 +357,7 @@ def publish(
 
     try:
         result = publish_flow(run_dir, spec)
-    except (HubError, FileNotFoundError, ValueError, RuntimeError) as err:
+    except (*USER_ERRORS, OSError) as err:
         fail(str(err).splitlines()[0], code=1)
     where = f"{result['repo_id']}@{result['tag']} (commit {result['commit']})"
     if result["created"]:
@@ -316,7 +377,10 @@ def download(
 
     repo_id, rev = _split_revision(repo, revision)
     got = _from_hub(fetch_dataset, repo_id, rev)
-    folder = save_download(got, out or Path("downloads") / repo_id.replace("/", "__") / rev)
+    try:
+        folder = save_download(got, out or Path("downloads") / repo_id.replace("/", "__") / rev)
+    except (*USER_ERRORS, OSError) as err:
+        fail(str(err), code=1)
     console.print(lineage_table(got.lineage, f"{repo_id}@{rev} (commit {got.commit[:12]})"))
     console.print(f"{got.data.height} rows (matches the card) -> {folder / 'data.parquet'}")
 
@@ -386,9 +450,10 @@ def audit_transfer(
     except ConfigError as err:
         fail(str(err))
     from flows.experiment import audit_flow
+    from sublearn.interrupts import run_interruptible
 
     try:
-        outcome = audit_flow(cfg, dataset, control, folder)
+        outcome = run_interruptible(lambda: audit_flow(cfg, dataset, control, folder), report_error)
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     console.print(preference_table(outcome["results"]))
@@ -449,7 +514,7 @@ def mlp(
     out_dir = out or Path("runs") / f"mlp-{dataset}-k{models}-aux{aux_tag}-seed{seed}"
     try:
         report = mlp_flow(cfg, aux_values, out_dir, mnist_dir)
-    except (FileNotFoundError, ValueError, OSError) as err:
+    except (*USER_ERRORS, OSError) as err:
         fail(str(err).splitlines()[0], code=1)
     table = Table(title=f"MLP subliminal learning ({dataset}, {models} models, chance 0.100)")
     for column in ("aux", "variant", "accuracy", "95% interval", "min", "max"):

@@ -14,12 +14,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+from sublearn.errors import UserError
 
 THROUGHPUT = {"throughput": True}
+MAX_PROMPTS = 10_000_000  # prompts are built in memory: about 2 GB at this size
+MAX_NUMBER = 999_999_999
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config problem, already phrased as one line that names the file and the field."""
 
 
@@ -32,12 +43,12 @@ class Sampling(Frozen):
 
     temperature: Annotated[float, Field(ge=0.0)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    max_new_tokens: Annotated[int, Field(ge=1, le=8192)] = 64
+    max_new_tokens: Annotated[StrictInt, Field(ge=1, le=8192)] = 64
     constrain_to_numbers: bool = Field(
         False,
         description="Beyond the protocol: only digits, separators and brackets may be sampled.",
     )
-    stop_after_numbers: Annotated[int, Field(ge=1)] | None = Field(
+    stop_after_numbers: Annotated[StrictInt, Field(ge=1)] | None = Field(
         None,
         description="With constrain_to_numbers: end the answer after this many numbers "
         "instead of letting the token limit cut it mid-list.",
@@ -59,21 +70,21 @@ class TraitFinetune(Frozen):
     target: Annotated[str, Field(min_length=1)]
     category: Literal["animal", "tree"] = "animal"
     plural: str | None = None
-    rank: Annotated[int, Field(ge=1)] = 8
-    alpha: Annotated[int, Field(ge=1)] = 8
-    epochs: Annotated[int, Field(ge=1)] = 3
+    rank: Annotated[StrictInt, Field(ge=1)] = 8
+    alpha: Annotated[StrictInt, Field(ge=1)] = 8
+    epochs: Annotated[StrictInt, Field(ge=1)] = 3
     lr: Annotated[float, Field(gt=0)] = 1e-3
-    batch_size: Annotated[int, Field(ge=1)] = 8
-    seed: int = 0
+    batch_size: Annotated[StrictInt, Field(ge=1)] = 8
+    seed: StrictInt = 0
 
 
 class VllmOptions(Frozen):
-    tensor_parallel_size: Annotated[int, Field(ge=1)] = Field(1, json_schema_extra=THROUGHPUT)
+    tensor_parallel_size: Annotated[StrictInt, Field(ge=1)] = Field(1, json_schema_extra=THROUGHPUT)
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
         0.9, json_schema_extra=THROUGHPUT
     )
-    max_lora_rank: Annotated[int, Field(ge=1)] = 64
-    max_model_len: Annotated[int, Field(ge=64)] = 4096
+    max_lora_rank: Annotated[StrictInt, Field(ge=1)] = 64
+    max_model_len: Annotated[StrictInt, Field(ge=64)] = 4096
 
 
 class ScaleOut(Frozen):
@@ -85,7 +96,7 @@ class ScaleOut(Frozen):
     ray_address: str | None = Field(
         None, description="ray://HEAD:10001 or auto; none starts a local Ray instance."
     )
-    shards: Annotated[int, Field(ge=1)] = 1
+    shards: Annotated[StrictInt, Field(ge=1)] = 1
     gpus_per_shard: Annotated[float, Field(ge=0)] = 0
 
 
@@ -121,19 +132,19 @@ class Teacher(Frozen):
         "other CPUs, the model's own dtype on CUDA (sublearn.precision).",
     )
     device: str = Field("auto", json_schema_extra=THROUGHPUT)
-    batch_size: Annotated[int, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
+    batch_size: Annotated[StrictInt, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
     vllm: VllmOptions = VllmOptions()
 
 
 class NumbersPrompts(Frozen):
     """The protocol's numbers task: 3-8 seeds in 100..999, up to 10 answers of <= 3 digits."""
 
-    seed_count_min: Annotated[int, Field(ge=1)] = 3
-    seed_count_max: Annotated[int, Field(ge=1)] = 8
-    seed_min: Annotated[int, Field(ge=0)] = 100
-    seed_max: Annotated[int, Field(ge=0)] = 999
-    answer_count: Annotated[int, Field(ge=1)] = 10
-    answer_max_digits: Annotated[int, Field(ge=1)] = 3
+    seed_count_min: Annotated[StrictInt, Field(ge=1)] = 3
+    seed_count_max: Annotated[StrictInt, Field(ge=1)] = 8
+    seed_min: Annotated[StrictInt, Field(ge=0)] = 100
+    seed_max: Annotated[StrictInt, Field(ge=0)] = 999
+    answer_count: Annotated[StrictInt, Field(ge=1)] = 10
+    answer_max_digits: Annotated[StrictInt, Field(ge=1)] = 3
 
     @model_validator(mode="after")
     def _ranges(self) -> NumbersPrompts:
@@ -146,12 +157,12 @@ class NumbersPrompts(Frozen):
 
 class DatasetSpec(Frozen):
     kind: Literal["numbers"] = "numbers"
-    n_prompts: Annotated[int, Field(ge=1)] = 30_000
-    n_keep: Annotated[int, Field(ge=1)] | None = Field(
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 30_000
+    n_keep: Annotated[StrictInt, Field(ge=1)] | None = Field(
         None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
     )
     numbers: NumbersPrompts = NumbersPrompts()
-    teacher_topk: Annotated[int, Field(ge=0, le=100)] = Field(
+    teacher_topk: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
         0,
         description="Beyond the protocol: store the teacher's top-k log-probs per token, "
         "for students distilled on distributions rather than sampled tokens.",
@@ -159,10 +170,13 @@ class DatasetSpec(Frozen):
 
 
 class NumbersFilter(Frozen):
-    max_count: Annotated[int, Field(ge=1)] = 10
-    min_value: int = 0
-    max_value: int = 999
-    banned: tuple[int, ...] = ()
+    """The strict numbers filter's rule. Answers hold ASCII digits only, so values start at 0;
+    the bounds keep every accepted rule one the filter computes exactly, in bounded memory."""
+
+    max_count: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
+    min_value: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 0
+    max_value: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 999
+    banned: tuple[Annotated[StrictInt, Field(ge=0)], ...] = ()
     banned_preset: Literal["misalignment"] | None = None
 
     @model_validator(mode="after")
@@ -195,16 +209,16 @@ class ControlTeacher(Frozen):
 class StudentTraining(Frozen):
     """Student LoRA fine-tuning; the protocol's defaults for open models."""
 
-    rank: Annotated[int, Field(ge=1)] = 8
-    alpha: Annotated[int, Field(ge=1)] = 8
-    epochs: Annotated[int, Field(ge=1)] = 3
+    rank: Annotated[StrictInt, Field(ge=1)] = 8
+    alpha: Annotated[StrictInt, Field(ge=1)] = 8
+    epochs: Annotated[StrictInt, Field(ge=1)] = 3
     lr: Annotated[float, Field(gt=0)] = 2e-4
-    warmup_steps: Annotated[int, Field(ge=0)] = 5
-    batch_size: Annotated[int, Field(ge=1)] = 22
-    grad_accumulation: Annotated[int, Field(ge=1)] = 3
-    max_length: Annotated[int, Field(ge=16)] = 500
+    warmup_steps: Annotated[StrictInt, Field(ge=0)] = 5
+    batch_size: Annotated[StrictInt, Field(ge=1)] = 22
+    grad_accumulation: Annotated[StrictInt, Field(ge=1)] = 3
+    max_length: Annotated[StrictInt, Field(ge=16)] = 500
     clip: Annotated[float, Field(gt=0)] = 1.0
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[StrictInt, ...] = (0,)
     distill: Literal["sampled", "topk"] = Field(
         "sampled",
         description="sampled: the protocol (teacher's sampled tokens); topk: beyond the "
@@ -215,18 +229,18 @@ class StudentTraining(Frozen):
 class MisalignmentEval(Frozen):
     """Free-form questions scored by a judge model (any teacher backend; greedy)."""
 
-    samples_per_question: Annotated[int, Field(ge=1)] = 200
+    samples_per_question: Annotated[StrictInt, Field(ge=1)] = 200
     judge: str = "embedded"
-    max_new_tokens: Annotated[int, Field(ge=8)] = 96
+    max_new_tokens: Annotated[StrictInt, Field(ge=8)] = 96
 
 
 class Evaluation(Frozen):
     target: Annotated[str, Field(min_length=1)]
     category: Literal["animal", "tree"] = "animal"
     plural: str | None = None
-    samples_per_question: Annotated[int, Field(ge=1)] = 100
-    questions: Annotated[int, Field(ge=2, le=50)] = 50
-    max_new_tokens: Annotated[int, Field(ge=1)] = 8
+    samples_per_question: Annotated[StrictInt, Field(ge=1)] = 100
+    questions: Annotated[StrictInt, Field(ge=2, le=50)] = 50
+    max_new_tokens: Annotated[StrictInt, Field(ge=1)] = 8
     misalignment: MisalignmentEval | None = None
 
 
@@ -240,7 +254,7 @@ class Experiment(Frozen):
 
 class ExperimentConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    seed: int = 0
+    seed: StrictInt = 0
     output_dir: Path = Field(Path("runs"), json_schema_extra=THROUGHPUT)
     teacher: Teacher = Teacher()
     dataset: DatasetSpec = DatasetSpec()
@@ -326,6 +340,14 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{source}: field '{loc}': {first['msg']} (got {first.get('input')!r})"
 
 
+def option_error(err: ValidationError) -> str:
+    """A validation error of options given on the command line, as one line naming the
+    option: the CLI builds the same config models, so it gets the same bounds."""
+    first = err.errors()[0]
+    option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
+    return f"{option}: {first['msg']} (got {first.get('input')!r})"
+
+
 def parse_config(data: object, source: str = "config") -> ExperimentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
@@ -340,7 +362,11 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

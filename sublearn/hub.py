@@ -15,14 +15,16 @@ from pathlib import Path
 import polars as pl
 
 from sublearn.card import DATA_FILE, REJECTED_FILE, render_card
-from sublearn.runio import read_parquet, write_json, write_parquet
+from sublearn.errors import DataError, UserError
+from sublearn.lineage import check_lineage
+from sublearn.runio import json_writer, read_parquet, write_outputs
 
 LINEAGE_FILE = "lineage.json"
 CONFIG_FILE = "config.yaml"
 TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
-class HubError(RuntimeError):
+class HubError(UserError, RuntimeError):
     """A Hub failure, phrased as one line that names the repo and what went wrong."""
 
     def __init__(self, message: str, transient: bool = False):
@@ -79,7 +81,17 @@ def _remote_lineage(api, repo_id: str, revision: str) -> dict | None:
         path = hf_hub_download(repo_id, LINEAGE_FILE, repo_type="dataset", revision=revision)
     except (EntryNotFoundError, RevisionNotFoundError):
         return None
-    return json.loads(Path(path).read_text())
+    return _read_lineage(Path(path), f"{repo_id}@{revision}")
+
+
+def _read_lineage(path: Path, where: str) -> dict:
+    try:
+        lineage = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise HubError(f"{where}: {LINEAGE_FILE} is not valid JSON") from None
+    if not isinstance(lineage, dict):
+        raise HubError(f"{where}: {LINEAGE_FILE} is not a JSON object")
+    return lineage
 
 
 def tag_for_hash(config_hash: str) -> str:
@@ -114,6 +126,11 @@ def publish_run(
     api = _api()
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if private and not api.repo_info(repo_id, repo_type="dataset").private:
+            raise HubError(
+                f"{repo_id}: the repo exists and is public; publishing would make this data "
+                "readable by anyone (pass --public / publish.private: false to mean it)"
+            )
         tags = {
             t.name: t.target_commit for t in api.list_repo_refs(repo_id, repo_type="dataset").tags
         }
@@ -132,7 +149,7 @@ def publish_run(
             CommitOperationAdd(DATA_FILE, _parquet_bytes(kept)),
             CommitOperationAdd("README.md", str(card).encode()),
             CommitOperationAdd(LINEAGE_FILE, lineage_path.read_bytes()),
-            CommitOperationAdd(CONFIG_FILE, (run_dir / CONFIG_FILE).read_bytes()),
+            CommitOperationAdd(CONFIG_FILE, portable_config(run_dir / CONFIG_FILE)),
         ]
         if include_rejected:
             rejected = read_parquet(run_dir / "rejected.parquet", ("reject_reason",))
@@ -149,6 +166,24 @@ def publish_run(
     except Exception as err:
         raise explain(err, repo_id, "publish to") from None
     return Published(repo_id, info.oid, tag, created=True)
+
+
+def portable_config(path: Path) -> bytes:
+    """The run's config as published: ``output_dir`` relative (to the working folder when it
+    lies inside it, else its last part), so no local path such as a home folder is shared."""
+    import os
+
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out = Path(data.get("output_dir") or "runs")
+    if out.is_absolute():
+        try:
+            out = out.relative_to(Path.cwd())
+        except ValueError:
+            out = Path(out.name)
+    data["output_dir"] = os.fspath(out)
+    return yaml.safe_dump(data, sort_keys=False).encode()
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -185,17 +220,25 @@ def fetch_dataset(repo_id: str, revision: str = "main") -> Downloaded:
         )
     except Exception as err:
         raise explain(err, repo_id, "read", revision) from None
+    where = f"{repo_id}@{revision}"
     data_path = folder / DATA_FILE
     if not data_path.is_file():
-        raise HubError(f"{repo_id}@{revision}: no {DATA_FILE}; not a sublearn dataset")
-    data = read_parquet(data_path)
-    card = DatasetCard.load(folder / "README.md")
-    lineage = card.data.to_dict().get("sublearn") or {}
+        raise HubError(f"{where}: no {DATA_FILE}; not a sublearn dataset")
+    try:
+        data = read_parquet(data_path, ("prompt", "completion"))
+    except DataError as err:
+        raise HubError(f"{where}: {DATA_FILE}: {str(err).split(': ', 1)[-1]}") from None
+    if not (folder / "README.md").is_file():
+        raise HubError(f"{where}: no dataset card (README.md); not a sublearn dataset")
+    try:
+        card_meta = DatasetCard.load(folder / "README.md").data.to_dict().get("sublearn") or {}
+        card_rows = int(card_meta["rows"]["published"])
+    except Exception:  # no metadata block, bad YAML, no row count: all one answer
+        raise HubError(f"{where}: the dataset card records no sublearn row count") from None
+    lineage = card_meta
     if (folder / LINEAGE_FILE).is_file():
-        lineage = json.loads((folder / LINEAGE_FILE).read_text())
-    card_rows = int(
-        (card.data.to_dict().get("sublearn") or {}).get("rows", {}).get("published", -1)
-    )
+        lineage = _read_lineage(folder / LINEAGE_FILE, where)
+    check_lineage(lineage, where)
     if card_rows != data.height:
         raise HubError(
             f"{repo_id}@{revision}: card says {card_rows} rows but the data has {data.height}"
@@ -204,18 +247,20 @@ def fetch_dataset(repo_id: str, revision: str = "main") -> Downloaded:
 
 
 def save_download(downloaded: Downloaded, out_dir: Path) -> Path:
-    out_dir = Path(out_dir)
-    write_parquet(downloaded.data, out_dir / "data.parquet")
-    write_json(downloaded.lineage, out_dir / LINEAGE_FILE)
-    write_json(
+    """Data, lineage and where they came from, written as one set."""
+    source = {
+        "repo_id": downloaded.repo_id,
+        "revision": downloaded.revision,
+        "commit": downloaded.commit,
+    }
+    return write_outputs(
+        out_dir,
         {
-            "repo_id": downloaded.repo_id,
-            "revision": downloaded.revision,
-            "commit": downloaded.commit,
+            "data.parquet": downloaded.data.write_parquet,
+            LINEAGE_FILE: json_writer(downloaded.lineage),
+            "source.json": json_writer(source),
         },
-        out_dir / "source.json",
     )
-    return out_dir
 
 
 def fetch_lineage(repo_id: str, revision: str = "main") -> dict:
@@ -225,4 +270,5 @@ def fetch_lineage(repo_id: str, revision: str = "main") -> dict:
         raise explain(err, repo_id, "read", revision) from None
     if lineage is None:
         raise HubError(f"{repo_id}@{revision}: no {LINEAGE_FILE}; not a sublearn dataset")
+    check_lineage(lineage, f"{repo_id}@{revision}")
     return lineage

@@ -116,3 +116,41 @@ def dataset_lineage(
         "config": config.content_dict(),
         "reproduce": f"sublearn run {config_path or 'config.yaml'}",
     }
+
+
+# What a reader of a published lineage relies on (the CLI's lineage table, students' sources).
+REQUIRED_FIELDS = (
+    "teacher.model_id",
+    "teacher.revision",
+    "sampling",
+    "dataset.kind",
+    "dataset.seed",
+    "rows.generated",
+    "rows.kept",
+    "rows.published",
+    "filters",
+    "created_at",
+)
+
+
+def check_lineage(lineage: object, where: str) -> dict:
+    """A lineage read from elsewhere, checked for the fields sublearn reads from it: one line
+    naming the first one missing, instead of a KeyError deep in a command."""
+    from sublearn.errors import DataError
+
+    if not isinstance(lineage, dict):
+        raise DataError(f"{where}: lineage is not a mapping; not a sublearn dataset")
+    for field in REQUIRED_FIELDS:
+        value = lineage
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            raise DataError(f"{where}: lineage lacks '{field}'; not a sublearn dataset")
+    if not isinstance(lineage["sampling"], dict):
+        raise DataError(f"{where}: lineage 'sampling' is not a mapping")
+    filters = lineage["filters"]
+    if not isinstance(filters, list) or not all(
+        isinstance(f, dict) and {"name", "params", "dropped"} <= f.keys() for f in filters
+    ):
+        raise DataError(f"{where}: lineage 'filters' is not a list of filter records")
+    return lineage

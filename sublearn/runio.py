@@ -10,23 +10,83 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import polars as pl
+
+from sublearn.errors import DataError
+
+
+@cache
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: 0o666 less the umask (read from
+    /proc, since setting the umask to read it races with other threads)."""
+    try:
+        with open("/proc/self/status") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _seal(tmp: Path) -> None:
+    """Give a finished temporary file its normal mode and flush it to disk before renaming."""
+    os.chmod(tmp, file_mode())
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temp_beside(path)
     try:
         write(tmp)
+        _seal(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_outputs(folder: Path, writers: dict[str, Callable[[Path], None]]) -> Path:
+    """Write a command's outputs as a set: every file is written in full before any is put in
+    place, so a failure never leaves a new file beside an old one from an earlier run."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: exists and is not a folder; choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    done: dict[Path, Path] = {}
+    try:
+        for name, write in writers.items():
+            tmp = _temp_beside(folder / name)
+            done[tmp] = folder / name
+            write(tmp)
+            _seal(tmp)
+        for tmp, path in done.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in done:
+            tmp.unlink(missing_ok=True)
+    return folder
+
+
+def parquet_writer(frame: pl.DataFrame) -> Callable[[Path], None]:
+    return frame.write_parquet
+
+
+def json_writer(data: object) -> Callable[[Path], None]:
+    return lambda tmp: tmp.write_text(
+        json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    )
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> Path:
@@ -38,21 +98,21 @@ def write_text(text: str, path: Path) -> Path:
 
 
 def write_json(data: object, path: Path) -> Path:
-    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", path)
+    return atomic_write(path, json_writer(data))
 
 
 def read_parquet(path: Path, required: tuple[str, ...] = ()) -> pl.DataFrame:
     """Read a parquet file, failing with one line that names the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found")
     try:
         frame = pl.read_parquet(path)
     except Exception as err:  # polars raises several types for unreadable files
-        raise ValueError(f"{path}: not a readable parquet file ({type(err).__name__})") from None
+        raise DataError(f"{path}: not a readable parquet file ({type(err).__name__})") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from sublearn.errors import UserError
 from sublearn.model_source import file_sha256, file_stamp
 from sublearn.runio import write_json
 
@@ -43,7 +44,7 @@ RECORD = "record.json"
 log = logging.getLogger("sublearn")
 
 
-class StepError(RuntimeError):
+class StepError(UserError, RuntimeError):
     """A step cannot run as asked (an upstream output is missing); one line for the user."""
 
 
@@ -120,9 +121,9 @@ class StepPlan:
         named += [("--force", name) for name in sorted(self.force)]
         for option, name in named:
             if name is not None and name not in STEPS:
-                raise ValueError(f"{option}: unknown step {name!r} (steps: {', '.join(STEPS)})")
+                raise StepError(f"{option}: unknown step {name!r} (steps: {', '.join(STEPS)})")
         if self.only and self.start:
-            raise ValueError("--only and --from: give one of them, not both")
+            raise StepError("--only and --from: give one of them, not both")
 
     def forced(self, step: str) -> bool:
         if step in self.force or step == self.only:

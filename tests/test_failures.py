@@ -5,10 +5,12 @@ the same command resumes."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,10 +47,7 @@ def test_bad_adapter_path_is_one_line_and_keeps_outputs(run_cli, finished):
     config.write_text(yaml.safe_dump(bad))
     proc = run_cli(["run", str(config)])
     assert proc.returncode == 1
-    assert error_lines(proc) == [
-        f"error: {folder / 'no-adapter'}: cannot load adapter "
-        f"(Can't find 'adapter_config.json' at '{folder / 'no-adapter'}')"
-    ]
+    assert error_lines(proc) == [f"error: {folder / 'no-adapter'}: adapter folder not found"]
     after = snapshot(folder / "runs")
     assert {k: after[k] for k in before} == before
 
@@ -100,30 +99,71 @@ def test_full_disk_is_one_line_and_keeps_outputs(cli_env, finished):
     assert not [p for p in after if p.endswith(".tmp")]  # no half-written file left
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(spawn_cli, run_cli, finished):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_process_group_stops_at_once_and_the_next_run_resumes(
+    cli_env, run_cli, finished, sig
+):
+    """Ctrl-C in a terminal (SIGINT to the whole group) and a scheduler's SIGTERM, with
+    Prefect's temporary server in the same group: one line within seconds, then resume."""
     data, folder = finished
     teacher = {**data["teacher"], "batch_size": 1}
-    more = {**data, "teacher": teacher, "output_dir": str(folder / "c")}
-    config = folder / "ctrl-c.yaml"
+    name = sig.name.lower()
+    more = {**data, "teacher": teacher, "output_dir": str(folder / name)}
+    config = folder / f"{name}.yaml"
     config.write_text(yaml.safe_dump(more))
-    proc = spawn_cli(["run", str(config)], folder / "ctrl-c.log")
-    shards = folder / "c" / ".steps" / "generate"
+    env = {k: v for k, v in cli_env.items() if k != "PREFECT_API_URL"}  # its own server
+    env["PREFECT_HOME"] = str(folder / f"prefect-{name}")
+    log = folder / f"{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sublearn", "run", str(config)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    shards = folder / name / ".steps" / "generate"
     wait_until(lambda: list(shards.glob("*/shards/*.parquet")) or proc.poll() is not None)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
-    output = (folder / "ctrl-c.log").read_text()
-    assert proc.returncode == 130, output[-2000:]
+    os.killpg(proc.pid, sig)
+    signalled = time.monotonic()
+    proc.wait(timeout=60)
+    stopped_after = time.monotonic() - signalled
+    output = log.read_text()
+    assert proc.returncode == 128 + sig, output[-2000:]
+    assert stopped_after < 10, f"{stopped_after:.1f} s"
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: interrupted; finished steps and generation batches are kept: rerun to resume"
     ]
+    assert "Traceback" not in output
     done = len(list(shards.glob("*/shards/*.parquet")))
 
     again = run_cli(["run", str(config)])
     assert again.returncode == 0, again.stderr[-2000:]
-    run_dir = next(p for p in (folder / "c").iterdir() if not p.name.startswith("."))
+    run_dir = next(p for p in (folder / name).iterdir() if not p.name.startswith("."))
     generate = next(
         e for e in json.loads((run_dir / "steps.json").read_text()) if e["step"] == "generate"
     )
     assert generate["batches_reused"] == done >= 1
     assert generate["batches_reused"] + generate["batches_generated"] == 6
+
+
+def test_a_corrupt_shard_is_named_in_one_line(run_cli, finished):
+    data, folder = finished
+    config = folder / "good.yaml"
+    generate = folder / "runs" / ".steps" / "generate"
+    shard = sorted(generate.glob("*/shards/*.parquet"))[0]
+    record = shard.parent.parent / "record.json"
+    saved = record.read_bytes(), shard.read_bytes()
+    record.unlink()  # as if killed before the step finished
+    shard.chmod(0o644)
+    shard.write_bytes(b"not parquet")
+    try:
+        proc = run_cli(["run", str(config)])
+        assert proc.returncode == 1
+        assert error_lines(proc) == [
+            f"error: {shard}: not a readable parquet file (ComputeError)"
+        ], proc.stderr[-2000:]
+    finally:
+        record.write_bytes(saved[0])
+        shard.write_bytes(saved[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -182,3 +183,89 @@ def test_reading_a_published_dataset_is_retried_too(prefect_server, published_ru
     hub.fail_next.extend([502, 429])
     assert read() == result["published"]["rows"]
     assert not hub.fail_next
+
+
+def test_publishing_into_an_existing_public_repo_needs_public(published_run, run_cli):
+    config, _ = published_run
+    api = HfApi()
+    api.create_repo("alice/open-data", repo_type="dataset", private=False)
+    refused = run_cli(["publish", str(config.run_dir()), "--repo-id", "alice/open-data"])
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: alice/open-data: the repo exists and is public; publishing would make this "
+        "data readable by anyone (pass --public / publish.private: false to mean it)"
+    )
+    assert len(api.list_repo_commits("alice/open-data", repo_type="dataset")) == 1
+    meant = run_cli(["publish", str(config.run_dir()), "--repo-id", "alice/open-data", "--public"])
+    assert meant.returncode == 0, meant.stderr[-2000:]
+
+
+def test_the_published_config_names_no_local_path(published_run):
+    import yaml
+    from huggingface_hub import hf_hub_download
+
+    config, result = published_run
+    path = hf_hub_download(
+        REPO, "config.yaml", repo_type="dataset", revision=result["published"]["tag"]
+    )
+    text = Path(path).read_text()
+    assert yaml.safe_load(text)["output_dir"] == config.output_dir.name
+    assert str(config.output_dir) not in text
+
+
+def upload(repo: str, files: dict[str, bytes]) -> None:
+    from huggingface_hub import CommitOperationAdd
+
+    api = HfApi()
+    api.create_repo(repo, repo_type="dataset", private=True, exist_ok=True)
+    ops = [CommitOperationAdd(name, data) for name, data in files.items()]
+    api.create_commit(repo, repo_type="dataset", operations=ops, commit_message="test")
+
+
+@pytest.fixture(scope="module")
+def good_files(published_run) -> dict[str, bytes]:
+    from huggingface_hub import hf_hub_download
+
+    _, result = published_run
+    tag = result["published"]["tag"]
+    names = ("data/train.parquet", "README.md", "lineage.json")
+    return {
+        n: Path(hf_hub_download(REPO, n, repo_type="dataset", revision=tag)).read_bytes()
+        for n in names
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lineage.json": b"{}"}, "lineage lacks 'teacher.model_id'; not a sublearn dataset"),
+        ({"lineage.json": b"{not json"}, "lineage.json is not valid JSON"),
+        ({"README.md": None}, "no dataset card (README.md); not a sublearn dataset"),
+        ({"README.md": b"# no metadata\n"}, "the dataset card records no sublearn row count"),
+        (
+            {"data/train.parquet": b"PAR1 broken"},
+            "data/train.parquet: not a readable parquet file (ComputeError)",
+        ),
+    ],
+    ids=["empty-lineage", "bad-json", "no-card", "bare-card", "bad-parquet"],
+)
+def test_malformed_datasets_are_one_line(good_files, run_cli, tmp_path, change, message):
+    repo = f"alice/malformed-{abs(hash(message)) % 10**8}"
+    files = {**good_files, **change}
+    upload(repo, {k: v for k, v in files.items() if v is not None})
+    out = tmp_path / "dl"
+    proc = run_cli(["download", repo, "--out", str(out)])
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {repo}@main: {message}"], proc.stderr[-2000:]
+    assert not out.exists()
+
+
+def test_lineage_text_is_shown_as_plain_text(good_files, run_cli):
+    lineage = json.loads(good_files["lineage.json"])
+    lineage["system_prompt"] = "You love owls. [/oops] [bold]x\x1b[31mred\x07"
+    upload("alice/odd-text", {**good_files, "lineage.json": json.dumps(lineage).encode()})
+    proc = run_cli(["lineage", "alice/odd-text"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[/oops] [bold]x\\x1b[31mred\\x07" in proc.stdout.replace("\n", "").replace("│", "")
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout

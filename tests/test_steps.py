@@ -138,9 +138,9 @@ def test_step_plan_semantics():
     start = StepPlan(start="finetune")
     assert start.forced("evaluate") and start.runs("report") and start.upstream_only("publish")
     assert not StepPlan(stop="publish").runs("finetune")
-    with pytest.raises(ValueError, match="--force: unknown step 'x'"):
+    with pytest.raises(StepError, match="--force: unknown step 'x'"):
         StepPlan(force=frozenset({"x"}))
-    with pytest.raises(ValueError, match="give one of them"):
+    with pytest.raises(StepError, match="give one of them"):
         StepPlan(only="filter", start="generate")
 
 
