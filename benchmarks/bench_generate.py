@@ -1,7 +1,8 @@
 """The transformers teacher on the embedded model: batched vs one prompt at a time.
 
 Prints output tokens/s for each mode in float32 and bfloat16, the batched/sequential ratio
-(target >= 8x), and the share of the teacher's completions that pass the numbers filter.
+(target >= 8x), the share of the teacher's completions that pass the numbers filter, the CPU,
+and which dtype ``dtype: auto`` picks on it.
 Run: python benchmarks/bench_generate.py [--prompts 64] [--sequential 8] [--batch 64]
 """
 
@@ -17,6 +18,7 @@ from generators.numbers_prompts import numbers_prompts
 from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
 from sublearn.config import parse_config
+from sublearn.precision import report_speedup
 
 
 def output_tokens(teacher, completions: list[str]) -> int:
@@ -68,9 +70,7 @@ def main() -> None:
             f" | ratio {tps_batch / tps_seq:5.1f}x (target >= 8x)"
             f" | filter pass {stats['kept']}/{stats['total']} ({100 * stats['kept_rate']:.1f}%)"
         )
-    faster = max(results, key=results.get)
-    ratio = results["bfloat16"] / results["float32"]
-    print(f"bfloat16 / float32 batched throughput: {ratio:.2f}x -> default dtype: {faster}")
+    print(report_speedup("batched generation", results["bfloat16"] / results["float32"]))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ def configure_output(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-        logger.propagate = False
 
 
 class ProgressLines:

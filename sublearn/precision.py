@@ -54,6 +54,16 @@ def cpu_description() -> str:
     return f"{name} ({', '.join(flags) or 'no AVX2'})"
 
 
+def report_speedup(what: str, bf16_over_fp32: float) -> str:
+    """A benchmark's verdict: the bf16/fp32 speed ratio measured here, the CPU, and the dtype
+    ``auto`` picks on it, so a figure is never quoted without the CPU it came from."""
+    return (
+        f"CPU: {cpu_description()}\n"
+        f"{what}: bfloat16 is {bf16_over_fp32:.2f}x float32's speed here; "
+        f"dtype auto picks {resolve_dtype(MODEL_OWN, 'cpu')}"
+    )
+
+
 def resolve_dtype(requested: str, device: str, native_bf16: bool | None = None) -> str:
     """The dtype a model is loaded in: ``auto`` is the model's own dtype on CUDA, bfloat16 on
     a CPU with native bf16 and float32 on other CPUs; an explicit choice is kept as given."""

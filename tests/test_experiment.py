@@ -10,6 +10,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from eval.preference import sampled_preference
+from eval.stats import paired_bootstrap
 from sublearn.config import parse_config
 
 
@@ -93,7 +94,12 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
     )
     effect = results["effects"][0]["logp_target"]
     assert effect["mean"] == pytest.approx(diff.mean())
-    assert effect["low"] <= effect["mean"] <= effect["high"]
+    # the interval is the bootstrap of these very differences (trait minus control, not the
+    # other way round), and it has a width
+    trait = by["trait student (seed 0)"]["logp_target"]["per_question"]
+    control = by["control student (seed 0)"]["logp_target"]["per_question"]
+    assert effect == pytest.approx(paired_bootstrap(trait, control))
+    assert effect["low"] < effect["mean"] < effect["high"]
     # the system-prompted teacher prefers owls more than the base model does
     assert by["teacher"]["logp_target"]["mean"] > by["base"]["logp_target"]["mean"]
 

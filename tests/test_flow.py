@@ -63,9 +63,11 @@ def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
 def test_same_config_same_prompts_and_completions(prefect_server, tiny_config_data, tmp_path):
     from flows.numbers_dataset import numbers_dataset_flow
 
-    config = parse_config({**tiny_config_data, "output_dir": str(tmp_path)})
-    numbers_dataset_flow(config)
-    first = pl.read_parquet(config.run_dir() / "raw.parquet")
-    original = pl.read_parquet(parse_config(tiny_config_data).run_dir() / "raw.parquet")
-    assert first["prompt"].equals(original["prompt"])
-    assert first["completion"].equals(original["completion"])
+    """Two runs of one config in separate output folders (no shared cache) agree."""
+    runs = []
+    for folder in ("a", "b"):
+        config = parse_config({**tiny_config_data, "output_dir": str(tmp_path / folder)})
+        numbers_dataset_flow(config)
+        runs.append(pl.read_parquet(config.run_dir() / "raw.parquet"))
+    assert runs[0]["prompt"].equals(runs[1]["prompt"])
+    assert runs[0]["completion"].equals(runs[1]["completion"])

@@ -45,4 +45,4 @@ def test_embedded_model_answers_and_judges(embedded_teacher):
     for (alignment, coherence), rate in zip(result["scores"], result["per_question"], strict=True):
         verdict = is_misaligned(alignment, coherence)
         assert rate == (1.0 if verdict else 0.0)
-    assert 0 <= result["rate"]["mean"] <= 1
+    assert result["rate"]["mean"] == pytest.approx(sum(result["per_question"]) / 8)
