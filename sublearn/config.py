@@ -348,9 +348,62 @@ def option_error(err: ValidationError) -> str:
     return f"{option}: {first['msg']} (got {first.get('input')!r})"
 
 
+# A config section merged over the rest when the run would compute in float32 on a CPU
+# (``dtype: auto`` on a CPU without native bf16): a smaller experiment rather than a slower one.
+WITHOUT_NATIVE_BF16 = "without_native_bf16"
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _runs_float32_on_cpu(data: dict) -> bool:
+    """``dtype: auto`` on a CPU that computes bf16 only by emulation, i.e. float32."""
+    from sublearn.precision import pick_device, resolve_dtype
+
+    teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
+    dtype = str(teacher.get("dtype", "auto"))
+    device = pick_device(str(teacher.get("device", "auto")))
+    return dtype == "auto" and device == "cpu" and resolve_dtype(dtype, device) == "float32"
+
+
+def _hardware_variant(data: dict, source: str) -> dict:
+    """The config as it runs on this machine: with its ``without_native_bf16`` section merged
+    in where the CPU has no native bf16. Both variants are validated everywhere, so a typo in
+    the section fails on every machine, not only on the ones that use it."""
+    if WITHOUT_NATIVE_BF16 not in data:
+        return data
+    base = {k: v for k, v in data.items() if k != WITHOUT_NATIVE_BF16}
+    section = data[WITHOUT_NATIVE_BF16]
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: field '{WITHOUT_NATIVE_BF16}': expected a mapping")
+    smaller = _merged(base, section)
+    try:
+        ExperimentConfig.model_validate(smaller)
+    except ValidationError as err:
+        raise ConfigError(_format_error(f"{source} ({WITHOUT_NATIVE_BF16})", err)) from None
+    if not _runs_float32_on_cpu(base):
+        return base
+    import logging
+
+    logging.getLogger("sublearn").info(
+        "%s: this CPU has no native bf16 (float32): running the config's smaller '%s' variant",
+        source,
+        WITHOUT_NATIVE_BF16,
+    )
+    return smaller
+
+
 def parse_config(data: object, source: str = "config") -> ExperimentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
+    data = _hardware_variant(data, source)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:

@@ -9,6 +9,7 @@ the dtype actually used is recorded and keyed, since it changes what a model sam
 from __future__ import annotations
 
 import logging
+import os
 from functools import cache
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -17,9 +18,16 @@ MODEL_OWN = "auto"
 log = logging.getLogger("sublearn")
 
 
+NATIVE_BF16_ENV = "SUBLEARN_NATIVE_BF16"
+
+
 @cache
 def cpu_has_native_bf16() -> bool:
-    """True where torch reports AMX tiles or AVX-512 BF16 instructions on this CPU."""
+    """True where torch reports AMX tiles or AVX-512 BF16 instructions on this CPU.
+    ``SUBLEARN_NATIVE_BF16=0`` or ``1`` overrides the probe (to try the other path)."""
+    forced = os.environ.get(NATIVE_BF16_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
     import torch
 
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")

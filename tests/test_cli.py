@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -95,3 +96,7 @@ def test_run_prints_the_filter_table(run_cli, tiny_config_data, tmp_path):
     assert len(run_dirs) == 1 and f"run directory: {run_dirs[0]}" in proc.stdout
     stats = json.loads((run_dirs[0] / "stats.json").read_text())
     assert f"│ kept                      │ {stats['kept']:>4} │" in proc.stdout
+    # not a terminal: plain progress lines with counts and rate, no library bars or warnings
+    log = proc.stdout + proc.stderr
+    assert re.search(r"teacher completions \(shard 0\): 6/6 \(100%\), [0-9.]+/s", log), log[-3000:]
+    assert "Loading weights" not in log and "FutureWarning" not in log

@@ -102,6 +102,13 @@ def test_download_by_tag_gives_the_same_rows_and_lineage(published_run, run_cli,
     assert "teacher revision" in proc.stdout and "matches the card" in proc.stdout
     shown = run_cli(["lineage", f"{REPO}@{tag}"])
     assert shown.returncode == 0 and "owl (animal)" in shown.stdout
+    taken = tmp_path / "a-file"
+    taken.write_text("mine")
+    again = run_cli(["download", REPO, "--revision", tag, "--out", str(taken)])
+    assert again.returncode == 1 and taken.read_text() == "mine"
+    assert again.stderr.strip().splitlines() == [
+        f"error: {taken}: exists and is not a folder; choose another --out"
+    ]
 
 
 def test_plain_load_dataset_reads_both_configs(published_run):

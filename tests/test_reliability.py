@@ -207,3 +207,24 @@ def test_interrupts_outside_the_main_thread_just_run_the_work():
     assert run_interruptible(lambda: 8, print) == 8  # main thread: through the worker thread
     with pytest.raises(KeyError):
         run_interruptible(lambda: {}["missing"], print)
+
+
+def test_a_smaller_variant_runs_where_bf16_is_emulated(monkeypatch):
+    from sublearn import precision
+    from sublearn.config import ConfigError
+
+    data = {
+        "name": "x",
+        "dataset": {"n_prompts": 512, "n_keep": 100},
+        "without_native_bf16": {"dataset": {"n_prompts": 256}},
+    }
+    for native, expected in ((True, 512), (False, 256)):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        config = parse_config(data)
+        assert (config.dataset.n_prompts, config.dataset.n_keep) == (expected, 100)
+        explicit = parse_config({**data, "teacher": {"dtype": "float32"}})
+        assert explicit.dataset.n_prompts == 512  # only dtype auto follows the hardware
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    typo = {**data, "without_native_bf16": {"dataset": {"n_promts": 256}}}
+    with pytest.raises(ConfigError, match=r"c.yaml \(without_native_bf16\): unknown key"):
+        parse_config(typo, "c.yaml")  # caught on machines that would not use it too
