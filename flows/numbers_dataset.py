@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import polars as pl
@@ -310,9 +311,10 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     cached = cached_trait_adapter(teacher_cfg)
     if cached is None and plan.upstream_only("teacher"):
         raise StepError(f"step 'teacher': no trained trait adapter for {config.name}; run it first")
+    started = time.perf_counter()
     adapter = cached or train_trait_teacher(teacher_cfg)
-    status = "reused" if cached else "ran"
-    log.append(log_entry("teacher", config.name, status, {"dtype": teacher_dtype(teacher_cfg)}))
+    record = {"dtype": teacher_dtype(teacher_cfg), "seconds": time.perf_counter() - started}
+    log.append(log_entry("teacher", config.name, "reused" if cached else "ran", record))
     return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
 
 

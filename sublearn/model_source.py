@@ -104,10 +104,9 @@ def folder_sha256(folder: Path) -> str:
     folder = Path(folder)
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        digest.update(f"{name}\0{cached_sha256(path)}\n".encode())
+        relative = path.relative_to(folder)
+        if not any(part.startswith(".") for part in relative.parts):  # .git, .cache and such
+            digest.update(f"{relative.as_posix()}\0{cached_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 

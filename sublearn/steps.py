@@ -217,6 +217,8 @@ class StepStore:
             folder = self.folder(step, key)
             (folder / RECORD).unlink(missing_ok=True)
             folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.rglob(".*.tmp"):  # half-written by a run that was killed
+                stale.unlink(missing_ok=True)
             started = time.perf_counter()
             result = compute(folder, forced and record is not None)
             for name in result["files"]:
