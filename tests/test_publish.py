@@ -33,14 +33,15 @@ def published_run(prefect_server, tiny_config_data, tmp_path_factory):
     config = parse_config(data)
     result = numbers_dataset_flow(config)
     assert 0 < result["stats"]["kept"] < 8  # rows on both sides of the filter
+    # what the run recorded, read now: later tests publish this run dir elsewhere
+    result["published_json"] = json.loads((config.run_dir() / "published.json").read_text())
     return config, result
 
 
 def test_run_is_published_as_one_tagged_private_commit(published_run):
     config, result = published_run
     record = result["published"]
-    run_dir = config.run_dir()
-    assert record == json.loads((run_dir / "published.json").read_text())
+    assert record == result["published_json"]
     assert record["tag"] == f"run-{config.config_hash()[:12]}" and record["created"]
     api = HfApi()
     info = api.repo_info(REPO, repo_type="dataset", revision=record["tag"])
