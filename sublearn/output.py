@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import warnings
 
 QUIET_ENV = {
@@ -43,8 +44,6 @@ class ProgressLines:
     every minute, whichever comes first, with rows done and the rate."""
 
     def __init__(self, description: str, log, every_s: float = 60.0):
-        import time
-
         self.description = description
         self.log = log
         self.every_s = every_s
@@ -52,8 +51,6 @@ class ProgressLines:
         self.last_tenth = 0
 
     def update(self, done: int, total: int | None) -> None:
-        import time
-
         now = time.monotonic()
         tenth = int(10 * done / total) if total else 0
         if tenth <= self.last_tenth and now - self.last_time < self.every_s:
