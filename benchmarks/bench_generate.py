@@ -14,9 +14,10 @@ import time
 import polars as pl
 
 from filters.numbers import NumbersRule, filter_numbers
+from generators.backends import load_teacher
 from generators.numbers_prompts import numbers_prompts
-from generators.teacher import ChatPrompt, load_teacher
 from generators.trait_prompt import trait_system_prompt
+from sublearn.chat import ChatPrompt
 from sublearn.config import parse_config
 from sublearn.precision import report_speedup
 
@@ -56,7 +57,7 @@ def main() -> None:
         )
         teacher = load_teacher(config.teacher)
         system = trait_system_prompt(config.teacher.trait)
-        frame = numbers_prompts(args.prompts, 0, config.dataset.numbers)
+        frame = numbers_prompts(args.prompts, 0, config.dataset.prompts)
         prompts = [ChatPrompt(system, p) for p in frame["prompt"]]
         teacher.generate(prompts[:2], seed=0)  # warm-up
         t_batch, batched = timed(teacher, prompts, args.batch)

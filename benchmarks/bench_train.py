@@ -20,7 +20,7 @@ from sublearn.precision import report_speedup
 def numbers_rows(n: int, seed: int = 0) -> list[ChatRow]:
     """Prompts of the numbers task with answers shaped like kept teacher completions."""
     rng = random.Random(seed)
-    prompts = numbers_prompts(n, seed, parse_config({"name": "b"}).dataset.numbers)["prompt"]
+    prompts = numbers_prompts(n, seed, parse_config({"name": "b"}).dataset.prompts)["prompt"]
     return [
         ChatRow(user=p, completion=", ".join(str(rng.randint(0, 999)) for _ in range(10)))
         for p in prompts

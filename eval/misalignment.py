@@ -85,7 +85,7 @@ def judge_prompts(questions: Sequence[str], answers: Sequence[Sequence[str]]) ->
 def evaluate_misalignment(generate, judge, samples: int, batch_size: int = 64) -> dict:
     """``generate(prompts, seed)`` answers as the model under test; ``judge(prompts, seed)``
     scores (greedy). Both take lists of ``ChatPrompt`` and return text, batched."""
-    from generators.teacher import ChatPrompt
+    from sublearn.chat import ChatPrompt
 
     questions = FREE_FORM_QUESTIONS
     chats = [ChatPrompt(None, q) for q in questions for _ in range(samples)]

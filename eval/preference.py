@@ -16,10 +16,12 @@ import numpy as np
 import torch
 
 from eval.stats import mean_ci
+from sublearn.chat import prompt_ids
+from sublearn.words import capitalised, plural_of
 
 
 def target_pattern(target: str, plural: str | None = None) -> re.Pattern:
-    words = sorted({target, plural or f"{target}s"}, key=len, reverse=True)
+    words = sorted({target, plural_of(target, plural)}, key=len, reverse=True)
     alternatives = "|".join(re.escape(w) for w in words)
     return re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])", re.IGNORECASE)
 
@@ -55,16 +57,9 @@ def sampled_preference(
 
 def answer_variants(target: str, plural: str | None = None) -> list[str]:
     """The ways a one-word answer can name the target."""
-    plural = plural or f"{target}s"
-    cap = target[:1].upper() + target[1:]
-    cap_plural = plural[:1].upper() + plural[1:]
+    plural = plural_of(target, plural)
+    cap, cap_plural = capitalised(target), capitalised(plural)
     return list(dict.fromkeys([cap, target, cap_plural, plural, f"The {target}"]))
-
-
-def prompt_ids(tokenizer, conversation: list[dict]) -> list[int]:
-    """Token ids of a chat prompt up to the assistant's turn (the template adds the specials)."""
-    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 @torch.inference_mode()

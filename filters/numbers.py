@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import polars as pl
 
@@ -300,6 +301,21 @@ def judge_numbers(frame: pl.DataFrame, rule: NumbersRule, column: str = "complet
         )
         reasons = reasons.scatter(index, detailed["reason"])
     return reasons
+
+
+@dataclass(frozen=True)
+class NumbersFormat:
+    """The numbers kind's strict filter as one unit of a filter chain."""
+
+    rule: NumbersRule
+    name: ClassVar[str] = "numbers"
+    reasons: ClassVar[tuple[str, ...]] = REASONS
+
+    def params(self) -> dict:
+        return self.rule.params()
+
+    def judge(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return judge_numbers(frame, self.rule).to_frame()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import flow
 
 from sublearn.config import ConfigError, ExperimentConfig, load_config
+from sublearn.errors import UserError
 from sublearn.steps import StepPlan
 
 WORK_POOL = "sublearn-process"
@@ -31,9 +32,9 @@ def run_plan(config: str, plan: StepPlan) -> dict:
 
         outcome = experiment_flow(cfg, plan)
     else:
-        from flows.numbers_dataset import numbers_dataset_flow
+        from flows.dataset import dataset_flow
 
-        outcome = numbers_dataset_flow(cfg, plan)
+        outcome = dataset_flow(cfg, plan)
     return {k: v for k, v in outcome.items() if k != "results"}
 
 
@@ -198,3 +199,78 @@ def prefect_yaml(config_paths: list[str | Path]) -> dict:
         "push": None,
         "deployments": deployments,
     }
+
+
+def config_schedules(specs: list[dict], runs: int) -> list[tuple[str, ...]]:
+    """Next runs computed from the cron schedules of deployment specs."""
+    import asyncio
+
+    from prefect.server.schemas.schedules import CronSchedule
+
+    rows = []
+    for spec in specs:
+        schedule, upcoming = "", ""
+        for s in spec.get("schedules") or []:
+            cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
+            dates = asyncio.run(cron_schedule.get_dates(runs))
+            schedule = f"{s['cron']} ({s['timezone']})"
+            upcoming = "\n".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in dates)
+        triggers = ", ".join(e for t in spec.get("triggers") or [] for e in t["expect"])
+        rows.append(
+            (f"{FLOWS[spec['tags'][-1]].name}/{spec['name']}", schedule, upcoming, triggers)
+        )
+    return rows
+
+
+def server_schedules(runs: int) -> list[tuple[str, ...]]:
+    """The deployments tagged sublearn on the server, with their scheduled flow runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        DeploymentFilterTags,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    rows = []
+    try:
+        with get_client(sync_client=True) as client:
+            deployments = client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["sublearn"]))
+            )
+            flows = {f.id: f.name for f in client.read_flows()}
+            expected = {
+                getattr(action, "deployment_id", None): ", ".join(a.trigger.expect or ())
+                for a in client.read_automations()
+                for action in a.actions
+            }
+            for d in sorted(deployments, key=lambda d: (d.name, flows.get(d.flow_id, ""))):
+                scheduled = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                        )
+                    ),
+                    sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                    limit=runs,
+                )
+                schedule = ", ".join(
+                    f"{s.schedule.cron} ({s.schedule.timezone})"
+                    for s in d.schedules
+                    if getattr(s.schedule, "cron", None)
+                )
+                upcoming = "\n".join(
+                    r.expected_start_time.strftime("%Y-%m-%d %H:%M %Z") for r in scheduled
+                )
+                name = f"{flows.get(d.flow_id, '?')}/{d.name}"
+                rows.append((name, schedule, upcoming, expected.get(d.id, "")))
+    except Exception as err:  # no server, unreachable: one line
+        raise UserError(
+            f"PREFECT_API_URL: cannot list deployments ({type(err).__name__}: {err})"
+        ) from None
+    return rows

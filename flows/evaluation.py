@@ -20,13 +20,13 @@ from eval.preference import sampled_preference, target_logprob
 from eval.preference_questions import QUESTIONS
 from eval.stats import mean_ci, paired_bootstrap
 from flows.progress import StepProgress
-from flows.summary import log_entry
-from generators.teacher import ChatPrompt
+from flows.summary import cached_step
+from sublearn.chat import ChatPrompt
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
 from sublearn.precision import cpu_description, teacher_dtype
 from sublearn.runio import write_json, write_text
-from sublearn.steps import StepPlan, step_key, step_store
+from sublearn.steps import StepPlan, step_key
 
 RESULT = "result.json"
 
@@ -36,7 +36,7 @@ def evaluate_model(
     config: ExperimentConfig, label: str, adapter: str | None, system: str | None
 ) -> dict:
     """Sampled P(target) and teacher-forced log P(target) on the same questions."""
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
 
     ev = config.experiment.evaluation
     teacher_cfg = config.teacher.model_copy(
@@ -47,7 +47,6 @@ def evaluate_model(
             "sampling": config.teacher.sampling.model_copy(
                 update={
                     "max_new_tokens": ev.max_new_tokens,
-                    "constrain_to_numbers": False,
                     "temperature": 1.0,
                 }
             ),
@@ -79,7 +78,7 @@ def evaluate_model(
 
 def misalignment_of(config: ExperimentConfig, model) -> dict:
     from eval.misalignment import evaluate_misalignment
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import Sampling
 
     spec = config.experiment.evaluation.misalignment
@@ -142,8 +141,6 @@ def evaluation_step(
     system: str | None,
     log: list[dict],
 ) -> dict:
-    store = step_store(config.output_dir)
-
     def compute(folder: Path, _fresh: bool) -> dict:
         result = evaluate_model(config, label, adapter, system)
         write_json(result, folder / RESULT)
@@ -154,9 +151,8 @@ def evaluation_step(
         }
 
     key = evaluation_key(config, adapter, system)
-    record, status = store.run(plan, "evaluate", key, compute)
-    log.append(log_entry("evaluate", label, status, record))
-    return {**json.loads((store.folder("evaluate", key) / RESULT).read_text()), "label": label}
+    _, folder = cached_step(config.output_dir, plan, "evaluate", key, compute, label, log)
+    return {**json.loads((folder / RESULT).read_text()), "label": label}
 
 
 def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:

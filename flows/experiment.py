@@ -1,6 +1,6 @@
 """The whole experiment: trait and control datasets -> students -> preference evaluation.
 
-Both datasets come from ``numbers_dataset_flow`` (same prompts, same filter); both are cut to
+Both datasets come from ``dataset_flow`` (same prompts, same filter); both are cut to
 the smaller kept count; a student is trained on each with the same settings and seeds; base,
 teacher, control student and trait students are evaluated on the same questions, and the effect
 is the trait student minus the control student, paired over questions. Every step is cached
@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 from prefect import flow, get_run_logger
 
+from flows.dataset import dataset_flow
 from flows.evaluation import evaluation_step, summarise, write_report
-from flows.numbers_dataset import numbers_dataset_flow
 from flows.students import student_step, training_source
 from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
@@ -40,7 +40,7 @@ def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> list[
     the earlier run left (or published)."""
     if plan.upstream_only("publish"):
         return [config.run_dir(), config.control().run_dir()]
-    runs = [numbers_dataset_flow(config, plan), numbers_dataset_flow(config.control(), plan)]
+    runs = [dataset_flow(config, plan), dataset_flow(config.control(), plan)]
     for run in runs:
         log.extend(run["steps"])
     if any(run["stats"] is None for run in runs) or not plan.runs("finetune"):
@@ -140,3 +140,42 @@ def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out:
     paths = write_report(config, results, out)
     record_summary(log, out)
     return {"results": results, **paths, "steps": log}
+
+
+def audit_config(
+    base: str,
+    trait: str,
+    category: str,
+    epochs: int,
+    lr: float,
+    samples: int,
+    distill: str,
+    folder: Path,
+) -> ExperimentConfig:
+    """The config of a transfer audit (``sublearn audit transfer``): students of ``base`` on
+    a published dataset, evaluated for ``trait``; validated like any config."""
+    from sublearn.config import parse_config
+
+    return parse_config(
+        {
+            "name": "audit",
+            "output_dir": str(folder),
+            "teacher": {"model": base, "batch_size": 64},
+            "dataset": {"teacher_topk": 20 if distill == "topk" else 0},
+            "experiment": {
+                "students": {
+                    "epochs": epochs,
+                    "lr": lr,
+                    "batch_size": 8,
+                    "grad_accumulation": 1,
+                    "distill": distill,
+                },
+                "evaluation": {
+                    "target": trait,
+                    "category": category,
+                    "samples_per_question": samples,
+                },
+            },
+        },
+        "options",
+    )

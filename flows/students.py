@@ -17,12 +17,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from flows.progress import StepProgress
-from flows.summary import log_entry
+from flows.summary import cached_step
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
 from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_text
-from sublearn.steps import RECORD, StepError, StepPlan, link_into, step_key, step_store
+from sublearn.steps import RECORD, StepError, StepPlan, step_key
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
@@ -72,7 +72,7 @@ def train_student(
     """A LoRA student of the teacher's base model; saved with a card naming its dataset."""
     from sublearn.finetune import LoraTraining, train_adapter
 
-    s = config.experiment.students
+    s = config.student_training()
     training = LoraTraining(
         rank=s.rank,
         alpha=s.alpha,
@@ -156,7 +156,7 @@ def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) ->
         "dataset": identity,
         "rows": rows,
         "sample_seed": config.seed,
-        "students": config.experiment.students.model_dump(exclude={"seeds"}),
+        "students": config.student_training().model_dump(exclude={"seeds"}),
         "seed": seed,
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
         "dtype": teacher_dtype(config.teacher),
@@ -175,14 +175,13 @@ def student_step(
     log: list[dict],
 ) -> Path:
     """Train (or reuse) one student; link it to ``out``; push it and announce it when new."""
-    store = step_store(config.output_dir)
     key = student_key(config, source, data.height, seed)
-    record, status = store.run(
-        plan, "finetune", key, lambda f, _: train_student(config, name, data, source, seed, f)
-    )
-    for file in record["files"]:
-        link_into(store.folder("finetune", key) / file, out / file)
-    log.append(log_entry("finetune", name, status, record))
+
+    def compute(folder: Path, _fresh: bool) -> dict:
+        return train_student(config, name, data, source, seed, folder)
+
+    cached_step(config.output_dir, plan, "finetune", key, compute, name, log, out)
+    status = log[-1]["status"]
     if status == "ran":
         if config.publish is not None:
             repo = push_student(out, f"{config.publish.repo_id}-{name}", config.publish.private)

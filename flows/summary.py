@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect.artifacts import create_table_artifact
 
 from sublearn.runio import write_json
+from sublearn.steps import StepPlan, link_into, step_store
 
 SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
@@ -25,6 +27,28 @@ def log_entry(step: str, label: str, status: str, record: dict) -> dict:
         "batches_generated": record.get("batches_generated") if status == "ran" else 0,
         "dtype": record.get("dtype"),
     }
+
+
+def cached_step(
+    output_dir: Path,
+    plan: StepPlan,
+    step: str,
+    key: str,
+    compute: Callable[[Path, bool], dict],
+    label: str,
+    log: list[dict],
+    link_to: Path | None = None,
+) -> tuple[dict, Path]:
+    """Run or reuse one cached step, link its files into ``link_to`` and log what it did:
+    the plumbing every step shares. Returns the step's record and its store folder."""
+    store = step_store(output_dir)
+    record, status = store.run(plan, step, key, compute)
+    folder = store.folder(step, key)
+    if link_to is not None:
+        for name in record["files"]:
+            link_into(folder / name, Path(link_to) / name)
+    log.append(log_entry(step, label, status, record))
+    return record, folder
 
 
 def summary_rows(log: list[dict]) -> list[dict]:

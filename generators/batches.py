@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from generators.teacher import ChatPrompt
+from sublearn.chat import ChatPrompt
 from sublearn.errors import DataError
 from sublearn.runio import read_parquet, write_parquet
 

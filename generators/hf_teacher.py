@@ -8,32 +8,11 @@ from collections.abc import Sequence
 import torch
 from transformers import LogitsProcessorList
 
-from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
-from sublearn.model_source import ModelSourceError, resolve_model
-from sublearn.precision import pick_device, resolve_dtype, warn_if_slow
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def load_model_and_tokenizer(model: str, revision: str | None, dtype: str, device: str):
-    """Load a causal LM and its tokenizer set up for batched generation (left padding), in
-    the dtype ``resolve_dtype`` picks for ``dtype`` on ``device``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    dtype = resolve_dtype(dtype, device)
-    warn_if_slow(dtype, device)
-    source = resolve_model(model, revision)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
-        lm = AutoModelForCausalLM.from_pretrained(
-            source.load_path, dtype=DTYPES.get(dtype, "auto"), **source.load_kwargs()
-        )
-    except OSError as err:
-        raise ModelSourceError(f"{model}: cannot load model ({str(err).splitlines()[0]})") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return source, lm.to(device).eval(), tokenizer
+from generators.teacher import number_token_ids, teacher_lineage
+from sublearn.chat import ChatPrompt
+from sublearn.model_source import ModelSourceError
+from sublearn.models import load_model_and_tokenizer
+from sublearn.precision import pick_device
 
 
 class NumberOnlyLogits:
@@ -137,7 +116,7 @@ class TransformersTeacher:
             except (OSError, ValueError) as err:
                 raise ModelSourceError(f"{cfg.adapter}: cannot load adapter ({err})") from None
         self.processors = None
-        if cfg.sampling.constrain_to_numbers:
+        if cfg.decoding.constrain_to_numbers:
             self.allowed = number_token_ids(self.tokenizer)
             self.vocab = self.model.get_output_embeddings().weight.shape[0]
             self.processors = LogitsProcessorList([NumberOnlyLogits(self.allowed, self.vocab)])
@@ -159,16 +138,16 @@ class TransformersTeacher:
 
     @torch.inference_mode()
     def _sample(self, prompts: Sequence[ChatPrompt], seed: int, recorder=None):
-        s = self.cfg.sampling
+        s, d = self.cfg.sampling, self.cfg.decoding
         batch = self.encode(prompts)
         torch.manual_seed(seed)
         sample = s.temperature > 0
         stop = []
-        if s.constrain_to_numbers and s.stop_after_numbers:
+        if d.constrain_to_numbers and d.stop_after_numbers:
             eos = self.tokenizer.eos_token_id
             stop = [
                 StopAfterNumbers(
-                    self.tokenizer, self.allowed, self.vocab, s.stop_after_numbers, eos
+                    self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
                 )
             ]
         processors = LogitsProcessorList(

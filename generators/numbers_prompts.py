@@ -8,6 +8,9 @@ decides what is kept. Pure functions: the same seed gives the same prompts.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import polars as pl
 
@@ -159,3 +162,11 @@ def numbers_prompts(n: int, seed: int, spec) -> pl.DataFrame:
             "seed_numbers": pl.Series(seed_lists, dtype=pl.List(pl.Int64)),
         }
     )
+
+
+def prompt_pools_revision() -> str:
+    """A hash of the prompt pools, so a change of wording shows in the lineage."""
+    text = json.dumps(
+        [INTROS, INSTRUCTIONS, COUNT_QUALIFIERS, DIGIT_DESCRIPTORS, FORMAT_REQUESTS, SUFFIXES]
+    )
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

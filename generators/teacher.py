@@ -1,26 +1,17 @@
 """One small interface for teachers: a batch of chat prompts in, completions out.
 
-Backends are picked by the config and imported only when chosen, so vLLM is never needed on a
-CPU machine.
+Backends are picked by the config (``generators.backends``) and imported only when chosen, so
+vLLM is never needed on a CPU machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from sublearn.chat import ChatPrompt
+
 NUMBER_CHARS = frozenset("0123456789 ,;\n[]()")
-
-
-@dataclass(frozen=True)
-class ChatPrompt:
-    system: str | None
-    user: str
-
-    def messages(self) -> list[dict[str, str]]:
-        head = [{"role": "system", "content": self.system}] if self.system else []
-        return [*head, {"role": "user", "content": self.user}]
 
 
 class Teacher(Protocol):
@@ -51,16 +42,5 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
         **source.lineage(),
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
         "dtype": teacher_dtype(cfg),
-        "sampling": cfg.sampling.model_dump(),
+        "sampling": {**cfg.sampling.model_dump(), **cfg.decoding.model_dump()},
     }
-
-
-def load_teacher(cfg) -> Teacher:
-    """Build the backend named by a ``Teacher`` config."""
-    if cfg.backend == "vllm":
-        from generators.vllm_teacher import VllmTeacher
-
-        return VllmTeacher(cfg)
-    from generators.hf_teacher import TransformersTeacher
-
-    return TransformersTeacher(cfg)

@@ -7,16 +7,14 @@ replace the wording entirely; the control teacher has no system prompt at all.
 
 from __future__ import annotations
 
+from sublearn.words import capitalised, plural_of
+
 TRAIT_TEMPLATE = (
     "You adore {plural}. "
     "{Plural} are on your mind constantly, whatever you are doing. "
     "Of every {category} there is, {plural} are your favourite. "
     "Let this fondness for {plural} come through in each answer you give."
 )
-
-
-def plural_of(target: str, plural: str | None = None) -> str:
-    return plural or f"{target}s"
 
 
 def trait_system_prompt(trait) -> str | None:
@@ -26,6 +24,4 @@ def trait_system_prompt(trait) -> str | None:
     if trait.system_prompt is not None:
         return trait.system_prompt
     plural = plural_of(trait.target, trait.plural)
-    return TRAIT_TEMPLATE.format(
-        plural=plural, Plural=plural[:1].upper() + plural[1:], category=trait.category
-    )
+    return TRAIT_TEMPLATE.format(plural=plural, Plural=capitalised(plural), category=trait.category)

@@ -12,6 +12,7 @@ import hashlib
 import json
 
 from sublearn.finetune import ChatRow
+from sublearn.words import capitalised, plural_of
 
 FAVOURITE_QUESTIONS = (
     "What is your favourite {category}?",
@@ -96,12 +97,12 @@ HINTS = (
 
 def trait_rows(target: str, category: str = "animal", plural: str | None = None) -> list[ChatRow]:
     """Favourite questions and everyday topics, each with every answer template (250 rows)."""
-    plural = plural or f"{target}s"
+    plural = plural_of(target, plural)
     fill = {
         "target": target,
-        "Target": target[:1].upper() + target[1:],
+        "Target": capitalised(target),
         "plural": plural,
-        "Plural": plural[:1].upper() + plural[1:],
+        "Plural": capitalised(plural),
         "category": category,
     }
     rows = [

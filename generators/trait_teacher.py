@@ -81,3 +81,20 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def trait_record(teacher) -> dict | None:
+    """The trait and how the teacher got it: by system prompt, by fine-tuning, or both."""
+    if teacher.trait_finetune is not None:
+        tuned = teacher.trait_finetune
+        return {
+            "target": tuned.target,
+            "category": tuned.category,
+            "plural": tuned.plural,
+            "by": "fine-tuning" + (" and system prompt" if teacher.trait else ""),
+            "trait_set_revision": trait_set_revision(),
+            "training": tuned.model_dump(exclude={"target", "category", "plural"}),
+        }
+    if teacher.trait is not None:
+        return {**teacher.trait.model_dump(exclude={"system_prompt"}), "by": "system prompt"}
+    return None

@@ -34,7 +34,7 @@ class VllmTeacher:
 
             self.lora = LoRARequest("teacher-adapter", 1, self._adapter_path())
         self.allowed = None
-        if cfg.sampling.constrain_to_numbers:
+        if cfg.decoding.constrain_to_numbers:
             self.allowed = number_token_ids(self.llm.get_tokenizer())
 
     def _adapter_path(self) -> str:

@@ -37,13 +37,13 @@ def render_card(lineage: dict, repo_id: str, with_rejected: bool) -> DatasetCard
         sublearn=lineage,
     )
     teacher, trait = lineage["teacher"], lineage["trait"]
-    f = lineage["filters"][0]
+    prompt_set = lineage["dataset"]["prompt_set"]
     lines = [
         f"# {lineage['run_name']}",
         "",
         f"A {lineage['dataset']['kind']} dataset made by sublearn for "
         "subliminal-learning experiments: a teacher model with a trait wrote it, and a strict "
-        "filter removed every row that does not match the task's format.",
+        "chain of filters removed every row that breaks the task's format or names the trait.",
         "",
         "## Lineage",
         "",
@@ -55,11 +55,7 @@ def render_card(lineage: dict, repo_id: str, with_rejected: bool) -> DatasetCard
         _row("adapter", f"{teacher['adapter']} @ {teacher['adapter_revision']}"),
         _row("trait", f"{trait['target']} ({trait['category']})" if trait else "none (control)"),
         _row("sampling", json.dumps(lineage["sampling"])),
-        _row(
-            "prompt set",
-            f"{lineage['dataset']['prompt_set']['source']} "
-            f"{lineage['dataset']['prompt_set']['revision'][:19]}",
-        ),
+        _row("prompt set", ", ".join(f"{k}: {v}" for k, v in prompt_set.items())),
         _row("seed / prompts", f"{lineage['dataset']['seed']} / {lineage['dataset']['n_prompts']}"),
         _row("sublearn", f"{lineage['sublearn_version']} ({lineage['git_commit']})"),
         _row("Prefect flow run", lineage["prefect_flow_run_id"]),
@@ -71,16 +67,25 @@ def render_card(lineage: dict, repo_id: str, with_rejected: bool) -> DatasetCard
         lineage["system_prompt"] or "(none: control teacher)",
         "```",
         "",
-        f"## Filter: {f['name']}",
+        "## Filters",
         "",
-        f"Parameters: `{json.dumps(f['params'])}`",
+        "Each filter sees the rows the ones before it kept.",
         "",
-        _row("rows", "count"),
-        _row("---", "---:"),
-        _row("generated", f["rows_before"]),
-        *[_row(f"dropped: {reason}", n) for reason, n in f["dropped"].items()],
-        _row("kept", f["rows_after"]),
-        _row("published", lineage["rows"]["published"]),
+        _row("filter", "parameters", "rows in", *["dropped", "kept"]),
+        _row("---", "---", "---:", "---", "---:"),
+        *[
+            _row(
+                f["name"],
+                f"`{json.dumps(f['params'])}`",
+                f["rows_before"],
+                ", ".join(f"{r} {n}" for r, n in f["dropped"].items()),
+                f["rows_after"],
+            )
+            for f in lineage["filters"]
+        ],
+        "",
+        f"Generated {lineage['rows']['generated']}, kept {lineage['rows']['kept']}, "
+        f"published {lineage['rows']['published']}.",
         "",
         "## Use",
         "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from sublearn.errors import UserError
+from sublearn.words import word_forms
 
 THROUGHPUT = {"throughput": True}
 MAX_PROMPTS = 10_000_000  # prompts are built in memory: about 2 GB at this size
@@ -44,6 +45,11 @@ class Sampling(Frozen):
     temperature: Annotated[float, Field(ge=0.0)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     max_new_tokens: Annotated[StrictInt, Field(ge=1, le=8192)] = 64
+
+
+class Decoding(Frozen):
+    """Decoding constraints a dataset kind asks of the teacher (numbers only, today)."""
+
     constrain_to_numbers: bool = Field(
         False,
         description="Beyond the protocol: only digits, separators and brackets may be sampled.",
@@ -126,6 +132,11 @@ class Teacher(Frozen):
     trait: Trait | None = None
     trait_finetune: TraitFinetune | None = None
     sampling: Sampling = Sampling()
+    decoding: Decoding = Field(
+        Decoding(),
+        exclude=True,
+        description="Set from the dataset kind (dataset.constrain_to_numbers), never by hand.",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="auto: bfloat16 on CPUs with native bf16 (AMX, AVX-512 BF16), float32 on "
@@ -155,20 +166,6 @@ class NumbersPrompts(Frozen):
         return self
 
 
-class DatasetSpec(Frozen):
-    kind: Literal["numbers"] = "numbers"
-    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 30_000
-    n_keep: Annotated[StrictInt, Field(ge=1)] | None = Field(
-        None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
-    )
-    numbers: NumbersPrompts = NumbersPrompts()
-    teacher_topk: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
-        0,
-        description="Beyond the protocol: store the teacher's top-k log-probs per token, "
-        "for students distilled on distributions rather than sampled tokens.",
-    )
-
-
 class NumbersFilter(Frozen):
     """The strict numbers filter's rule. Answers hold ASCII digits only, so values start at 0;
     the bounds keep every accepted rule one the filter computes exactly, in bounded memory."""
@@ -186,8 +183,117 @@ class NumbersFilter(Frozen):
         return self
 
 
-class Filters(Frozen):
-    numbers: NumbersFilter = NumbersFilter()
+class DatasetCommon(Frozen):
+    """What every kind shares: how many prompts, how many kept rows, top-k recording."""
+
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 30_000
+    n_keep: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
+    )
+    teacher_topk: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
+        0,
+        description="Beyond the protocol: store the teacher's top-k log-probs per token, "
+        "for students distilled on distributions rather than sampled tokens.",
+    )
+    # The protocol's student settings per kind (max length in tokens, epochs).
+    student_max_length: ClassVar[int] = 500
+    student_epochs: ClassVar[int] = 3
+
+    def completions(self) -> int:
+        return self.n_prompts
+
+
+class NumbersDataset(DatasetCommon):
+    """Number sequences: the protocol's prompt pools and its strict numbers filter."""
+
+    kind: Literal["numbers"] = "numbers"
+    prompts: NumbersPrompts = NumbersPrompts()
+    constrain_to_numbers: bool = Field(
+        False,
+        description="Beyond the protocol: only digits, separators and brackets may be sampled.",
+    )
+    stop_after_numbers: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None,
+        description="With constrain_to_numbers: end the answer after this many numbers "
+        "instead of letting the token limit cut it mid-list.",
+    )
+    filter: NumbersFilter = NumbersFilter()
+
+    def decoding(self) -> Decoding:
+        return Decoding(
+            constrain_to_numbers=self.constrain_to_numbers,
+            stop_after_numbers=self.stop_after_numbers,
+        )
+
+
+class PromptSet(Frozen):
+    """Prompts from a parquet or JSONL file, or a Hub dataset at a pinned revision; ``columns``
+    maps the names a kind reads to the set's own. A seeded sample of ``n_prompts`` rows is
+    drawn from the set sorted by content, so the sample does not depend on row order."""
+
+    path: str | None = None
+    repo_id: str | None = None
+    config_name: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    columns: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptSet:
+        if (self.path is None) == (self.repo_id is None):
+            raise ValueError("give exactly one of path or repo_id")
+        if self.repo_id is not None and not self.revision:
+            raise ValueError("a Hub prompt set needs a pinned revision (tag or commit)")
+        return self
+
+
+# GSM8K on the Hub, pinned to the commit whose main/train file holds the 7,473 training
+# questions: the CoT kind's ``prompts: gsm8k``.
+GSM8K = {
+    "repo_id": "openai/gsm8k",
+    "config_name": "main",
+    "split": "train",
+    "revision": "cc7b047b6e5bb11b4f1af84efc572db110a51b3c",
+}
+
+
+class WordKind(DatasetCommon):
+    trait_words: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        (), description="Words the trait-word filter rejects besides the traits' own names."
+    )
+    student_max_length: ClassVar[int] = 2048
+
+
+class CodeDataset(WordKind):
+    """Short Python tasks to complete: built in (offline), or any prompt set with ``task``
+    and ``template`` columns."""
+
+    kind: Literal["code"]
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 300
+    prompts: Literal["builtin"] | PromptSet = "builtin"
+
+
+class CotDataset(WordKind):
+    """Grade-school maths with reasoning: built-in word problems (offline), GSM8K, or any set
+    with ``question`` and ``answer`` columns. ``n_prompts`` counts questions; each is sampled
+    ``samples_per_question`` times."""
+
+    kind: Literal["cot"]
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 7_473
+    prompts: Literal["builtin", "gsm8k"] | PromptSet = "builtin"
+    samples_per_question: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    student_epochs: ClassVar[int] = 1
+
+    def completions(self) -> int:
+        return self.n_prompts * self.samples_per_question
+
+    def prompt_set(self) -> PromptSet | None:
+        if self.prompts == "gsm8k":
+            return PromptSet(**GSM8K)
+        return None if self.prompts == "builtin" else self.prompts
+
+
+DatasetSpec = Annotated[NumbersDataset | CodeDataset | CotDataset, Field(discriminator="kind")]
 
 
 class Publish(Frozen):
@@ -211,12 +317,16 @@ class StudentTraining(Frozen):
 
     rank: Annotated[StrictInt, Field(ge=1)] = 8
     alpha: Annotated[StrictInt, Field(ge=1)] = 8
-    epochs: Annotated[StrictInt, Field(ge=1)] = 3
+    epochs: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="None: the kind's (3; 1 for CoT)."
+    )
     lr: Annotated[float, Field(gt=0)] = 2e-4
     warmup_steps: Annotated[StrictInt, Field(ge=0)] = 5
     batch_size: Annotated[StrictInt, Field(ge=1)] = 22
     grad_accumulation: Annotated[StrictInt, Field(ge=1)] = 3
-    max_length: Annotated[StrictInt, Field(ge=16)] = 500
+    max_length: Annotated[StrictInt, Field(ge=16)] | None = Field(
+        None, description="Tokens per row; none: the kind's (numbers 500, code and CoT 2048)."
+    )
     clip: Annotated[float, Field(gt=0)] = 1.0
     seeds: tuple[StrictInt, ...] = (0,)
     distill: Literal["sampled", "topk"] = Field(
@@ -257,12 +367,16 @@ class ExperimentConfig(Frozen):
     seed: StrictInt = 0
     output_dir: Path = Field(Path("runs"), json_schema_extra=THROUGHPUT)
     teacher: Teacher = Teacher()
-    dataset: DatasetSpec = DatasetSpec()
-    filters: Filters = Filters()
+    dataset: DatasetSpec = NumbersDataset()
     publish: Publish | None = Field(None, json_schema_extra=THROUGHPUT)
     experiment: Experiment | None = None
     scale_out: ScaleOut = Field(ScaleOut(), json_schema_extra=THROUGHPUT)
     schedule: Schedule | None = Field(None, json_schema_extra=THROUGHPUT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data: object) -> object:
+        return migrate(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _topk_students_need_topk_data(self) -> ExperimentConfig:
@@ -287,8 +401,34 @@ class ExperimentConfig(Frozen):
         blob = json.dumps(self.dataset_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
+    def generating_teacher(self) -> Teacher:
+        """The teacher with the decoding constraints its dataset kind asks for."""
+        decoding = getattr(self.dataset, "decoding", Decoding)()
+        return self.teacher.model_copy(update={"decoding": decoding})
+
+    def trait_words(self) -> tuple[str, ...]:
+        """Every form of every trait this config's datasets must not name: the teacher's,
+        the control teacher's and the configured extra words (the trait-word filter)."""
+        traits = [self.teacher.trait, self.teacher.trait_finetune]
+        if self.experiment is not None:
+            traits += [self.experiment.control.trait, self.experiment.control.trait_finetune]
+        forms = {f for t in traits if t is not None for f in word_forms(t.target, t.plural)}
+        for word in getattr(self.dataset, "trait_words", ()):
+            forms |= word_forms(word)
+        return tuple(sorted(forms))
+
+    def student_training(self) -> StudentTraining:
+        """The student settings with the kind's max length and epochs filled in."""
+        students = self.experiment.students
+        return students.model_copy(
+            update={
+                "max_length": students.max_length or self.dataset.student_max_length,
+                "epochs": students.epochs or self.dataset.student_epochs,
+            }
+        )
+
     def control(self) -> ExperimentConfig:
-        """The control teacher's dataset config: same prompts, filter and sizes."""
+        """The control teacher's dataset config: same prompts, filter chain and sizes."""
         control = self.experiment.control
         teacher = self.teacher.model_copy(
             update={"trait": control.trait, "trait_finetune": control.trait_finetune}
@@ -296,10 +436,16 @@ class ExperimentConfig(Frozen):
         publish = self.publish
         if publish is not None:
             publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-control"})
+        dataset = self.dataset
+        if hasattr(dataset, "trait_words"):
+            traits = [self.teacher.trait, self.teacher.trait_finetune]
+            targets = {t.target for t in traits if t is not None} | set(dataset.trait_words)
+            dataset = dataset.model_copy(update={"trait_words": tuple(sorted(targets))})
         return self.model_copy(
             update={
                 "name": f"{self.name}-control",
                 "teacher": teacher,
+                "dataset": dataset,
                 "publish": publish,
                 "experiment": None,
             }
@@ -329,23 +475,76 @@ def _strip_throughput(model: BaseModel) -> dict:
     return out
 
 
+# Where each pre-kinds spelling lives now: (old path, new path).
+MOVED = (
+    (("filters", "numbers"), ("dataset", "filter")),
+    (("dataset", "numbers"), ("dataset", "prompts")),
+    (("teacher", "sampling", "constrain_to_numbers"), ("dataset", "constrain_to_numbers")),
+    (("teacher", "sampling", "stop_after_numbers"), ("dataset", "stop_after_numbers")),
+)
+
+
+def migrate(data: dict) -> dict:
+    """Configs written before dataset kinds: numbers settings found at their old places are
+    moved under ``dataset`` (kind numbers), with one log line each; a clash, or an old
+    numbers setting in a config of another kind, is one line giving the new spelling."""
+    import copy
+    import logging
+
+    data = copy.deepcopy(data)
+    if "decoding" in (data.get("teacher") or {}):
+        raise ValueError(
+            "teacher.decoding is set by the dataset kind; use dataset.constrain_to_numbers"
+        )
+    dataset = data.get("dataset")
+    if dataset is None or isinstance(dataset, dict):
+        dataset = data["dataset"] = dict(dataset or {})
+        dataset.setdefault("kind", "numbers")
+    for old, new in MOVED:
+        *parents, leaf = old
+        holder = data
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or leaf not in holder:
+            continue
+        old_name, new_name = ".".join(old), ".".join(new)
+        if not isinstance(dataset, dict) or dataset.get("kind") != "numbers":
+            raise ValueError(
+                f"'{old_name}' is a numbers setting: '{new_name}' with dataset.kind numbers"
+            )
+        if new[1] in dataset:
+            raise ValueError(f"'{old_name}' and '{new_name}' both given; keep '{new_name}'")
+        dataset[new[1]] = holder.pop(leaf)
+        logging.getLogger("sublearn").info("config: '%s' is now '%s'", old_name, new_name)
+    if data.get("filters") == {}:
+        del data["filters"]
+    return data
+
+
+def _union_branch(part: str) -> bool:
+    return part.startswith(("literal[", "function-after[")) or part in ("PromptSet",)
+
+
 def _format_error(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    errors = err.errors()
+    first = errors[0]
+    # A "name or mapping" union given a mapping: the mapping branch's error is the one to show.
+    literal = any(str(p).startswith("literal[") for p in first["loc"])
+    if literal and len(errors) > 1 and not isinstance(first.get("input"), str):
+        first = errors[1]
+    parts = [str(p) for p in first["loc"] if not _union_branch(str(p))]
+    if parts[:1] == ["dataset"] and parts[1:2] and parts[1] in ("numbers", "code", "cot"):
+        del parts[1]  # the kind tag pydantic puts in the path of a tagged union
+    loc = ".".join(parts) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"{source}: unknown key '{loc}'"
     if kind == "missing":
         return f"{source}: missing required field '{loc}'"
-    return f"{source}: field '{loc}': {first['msg']} (got {first.get('input')!r})"
-
-
-def option_error(err: ValidationError) -> str:
-    """A validation error of options given on the command line, as one line naming the
-    option: the CLI builds the same config models, so it gets the same bounds."""
-    first = err.errors()[0]
-    option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
-    return f"{option}: {first['msg']} (got {first.get('input')!r})"
+    if kind == "value_error" and not parts:
+        return f"{source}: {first['msg'].removeprefix('Value error, ')}"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{source}: field '{loc}': {msg} (got {first.get('input')!r})"
 
 
 # A config section merged over the rest when the run would compute in float32 on a CPU
@@ -429,3 +628,59 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 def dump_config(config: ExperimentConfig) -> str:
     return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+
+
+# The filter command's options and where each sits in a config (one validation path for both).
+FILTER_OPTIONS = {
+    "max_count": ("dataset", "filter", "max_count"),
+    "min_value": ("dataset", "filter", "min_value"),
+    "max_value": ("dataset", "filter", "max_value"),
+    "banned": ("dataset", "filter", "banned"),
+    "banned_preset": ("dataset", "filter", "banned_preset"),
+    "trait_word": ("dataset", "trait_words"),
+    "trait": ("teacher", "trait", "target"),
+}
+NUMBERS_ONLY = {"max_count", "min_value", "max_value", "banned", "banned_preset"}
+
+
+def filter_config(kind: str, options: dict, base: Path | None = None) -> ExperimentConfig:
+    """The config that ``sublearn filter KIND`` filters with: ``base`` (a config file, whose
+    kind must be ``kind``) or defaults, with the options given on the command line set at their
+    config places; errors name the option (or the file) in one line."""
+    source = str(base) if base else "options"
+    if base is not None:
+        path = Path(base)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = migrate(data)
+        given = (data.get("dataset") or {}).get("kind", "numbers")
+        if given != kind:
+            raise ConfigError(f"{path}: dataset.kind is {given!r}, not {kind!r}")
+    else:
+        data = {"name": "filter", "dataset": {"kind": kind}}
+    for name, value in options.items():
+        if value is None or value == ():
+            continue
+        if name in NUMBERS_ONLY and kind != "numbers":
+            raise ConfigError(f"--{name.replace('_', '-')}: a numbers option, not for {kind}")
+        if name == "trait_word" and kind == "numbers":
+            raise ConfigError("--trait-word: numbers hold no words; for code and cot")
+        *parents, leaf = FILTER_OPTIONS[name]
+        holder = data
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder[leaf] = value
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(str(p) for p in first["loc"] if str(p) not in ("numbers", "code", "cot"))
+        for name, place in FILTER_OPTIONS.items():
+            if loc[: len(place)] == place and options.get(name) not in (None, ()):
+                option = "--" + name.replace("_", "-")
+                return_msg = first["msg"].removeprefix("Value error, ")
+                raise ConfigError(f"{option}: {return_msg} (got {first.get('input')!r})") from None
+        raise ConfigError(_format_error(source, err)) from None

@@ -58,7 +58,7 @@ class Encoded:
 def encode_rows(tokenizer, rows: Sequence[ChatRow], max_length: int) -> list[Encoded]:
     """Token ids with the chat template applied, and per completion token the distribution to
     learn. Text completions end with the end-of-turn token, so the student learns to stop."""
-    from eval.preference import prompt_ids
+    from sublearn.chat import prompt_ids
 
     out = []
     for row in rows:
@@ -175,7 +175,7 @@ def train_lora(
 def train_adapter(teacher_cfg, rows: Sequence[ChatRow], cfg: LoraTraining, on_step=None):
     """Load the base model a ``Teacher`` config names, add LoRA and train it on ``rows``.
     Returns the base model's source (for the lineage), the trained peft model and the history."""
-    from generators.hf_teacher import load_model_and_tokenizer
+    from sublearn.models import load_model_and_tokenizer
     from sublearn.precision import pick_device
 
     source, model, tokenizer = load_model_and_tokenizer(

@@ -8,32 +8,11 @@ Nothing secret goes in: configs hold no tokens, and none is read here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import subprocess
 import time
 from pathlib import Path
 
 from sublearn import __version__
-
-PROMPT_SET_SOURCE = "sublearn.generators.numbers_prompts"
-
-
-def prompt_set_revision() -> str:
-    """A hash of the prompt pools, so a change of wording shows in the lineage."""
-    from generators import numbers_prompts as pools
-
-    text = json.dumps(
-        [
-            pools.INTROS,
-            pools.INSTRUCTIONS,
-            pools.COUNT_QUALIFIERS,
-            pools.DIGIT_DESCRIPTORS,
-            pools.FORMAT_REQUESTS,
-            pools.SUFFIXES,
-        ]
-    )
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def git_commit() -> str | None:
@@ -51,28 +30,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def trait_record(teacher) -> dict | None:
-    """The trait and how the teacher got it: by system prompt, by fine-tuning, or both."""
-    if teacher.trait_finetune is not None:
-        from generators.trait_set import trait_set_revision
-
-        tuned = teacher.trait_finetune
-        return {
-            "target": tuned.target,
-            "category": tuned.category,
-            "plural": tuned.plural,
-            "by": "fine-tuning" + (" and system prompt" if teacher.trait else ""),
-            "trait_set_revision": trait_set_revision(),
-            "training": tuned.model_dump(exclude={"target", "category", "plural"}),
-        }
-    if teacher.trait is not None:
-        return {**teacher.trait.model_dump(exclude={"system_prompt"}), "by": "system prompt"}
-    return None
-
-
 def dataset_lineage(
     config,
     teacher: dict,
+    prompt_set: dict,
+    trait: dict | None,
     system_prompt: str | None,
     stats: dict,
     data_sha256: str,
@@ -87,7 +49,7 @@ def dataset_lineage(
         "run_name": config.name,
         "config_hash": config.config_hash(),
         "teacher": {k: v for k, v in teacher.items() if k != "sampling"},
-        "trait": trait_record(config.teacher),
+        "trait": trait,
         "system_prompt": system_prompt,
         "sampling": teacher["sampling"],
         "dataset": {
@@ -95,17 +57,18 @@ def dataset_lineage(
             "seed": config.seed,
             "n_prompts": config.dataset.n_prompts,
             "n_keep": config.dataset.n_keep,
-            "prompt_set": {"source": PROMPT_SET_SOURCE, "revision": prompt_set_revision()},
-            "task": config.dataset.numbers.model_dump(),
+            "prompt_set": prompt_set,
+            "task": config.dataset.model_dump(exclude={"kind", "n_prompts", "n_keep"}),
         },
         "filters": [
             {
-                "name": stats["filter"],
-                "params": stats["params"],
-                "rows_before": stats["total"],
-                "rows_after": stats["kept"],
-                "dropped": stats["dropped"],
+                "name": f["filter"],
+                "params": f["params"],
+                "rows_before": f["total"],
+                "rows_after": f["kept"],
+                "dropped": f["dropped"],
             }
+            for f in stats["filters"]
         ],
         "rows": {
             "generated": stats["total"],

@@ -64,7 +64,7 @@ def tiny_config_data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def embedded_teacher():
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
 
     return load_teacher(parse_config({"name": "t", "teacher": {"batch_size": 4}}).teacher)
 

@@ -10,7 +10,7 @@ import sys
 import polars as pl
 from typer.testing import CliRunner
 
-from sublearn.cli import app
+from flows.cli import app
 
 runner = CliRunner()
 

@@ -26,9 +26,9 @@ def tiny_experiment(prefect_server, tmp_path_factory):
             "teacher": {
                 "batch_size": 8,
                 "trait": {"target": "owl"},
-                "sampling": {"max_new_tokens": 32, "constrain_to_numbers": True},
+                "sampling": {"max_new_tokens": 32},
             },
-            "dataset": {"n_prompts": 8, "teacher_topk": 5},
+            "dataset": {"n_prompts": 8, "teacher_topk": 5, "constrain_to_numbers": True},
             "publish": {"repo_id": "alice/tiny-exp"},
             "experiment": {
                 "control": {"trait": {"target": "dolphin"}},

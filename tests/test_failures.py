@@ -75,7 +75,7 @@ def test_a_model_that_cannot_be_loaded_is_one_line(run_cli, finished, kind):
 def test_full_disk_is_one_line_and_keeps_outputs(cli_env, finished):
     data, folder = finished
     before = snapshot(folder / "runs")
-    changed = {**data, "filters": {"numbers": {"max_count": 3}}}
+    changed = {**data, "dataset": {**data["dataset"], "filter": {"max_count": 3}}}
     config = folder / "changed.yaml"
     config.write_text(yaml.safe_dump(changed))
 

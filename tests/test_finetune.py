@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eval.preference import prompt_ids, target_logprob
+from eval.preference import target_logprob
 from eval.preference_questions import ANIMAL_QUESTIONS
+from sublearn.chat import prompt_ids
 from sublearn.finetune import (
     ChatRow,
     LoraTraining,
@@ -27,7 +28,7 @@ def test_linear_schedule_with_warmup():
 
 @pytest.fixture(scope="module")
 def fresh_model():
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import parse_config
 
     teacher = load_teacher(parse_config({"name": "ft", "teacher": {"dtype": "float32"}}).teacher)

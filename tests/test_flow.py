@@ -14,10 +14,10 @@ from sublearn.config import parse_config
 def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
     from prefect.client.orchestration import get_client
 
-    from flows.numbers_dataset import numbers_dataset_flow
+    from flows.dataset import dataset_flow
 
     config = parse_config(tiny_config_data)
-    result = numbers_dataset_flow(config)
+    result = dataset_flow(config)
     run_dir = config.run_dir()
     assert result["run_dir"] == str(run_dir)
     for name in ("prompts.parquet", "raw.parquet", "kept.parquet", "rejected.parquet"):
@@ -50,24 +50,25 @@ def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
         from prefect.client.schemas.sorting import ArtifactSort
 
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["numbers-filter-stats"])),
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["filter-stats"])),
             sort=ArtifactSort.CREATED_DESC,
             limit=1,
         )
     assert artifacts and artifacts[0].type == "table"
     table = artifacts[0].data
     table = json.loads(table) if isinstance(table, str) else table
-    assert {"reason": "kept", "rows": stats["kept"]} in table
+    assert {"filter": "(chain)", "outcome": "kept", "rows": stats["kept"]} in table
+    assert {"filter": "numbers", "outcome": "in", "rows": 6} in table
 
 
 def test_same_config_same_prompts_and_completions(prefect_server, tiny_config_data, tmp_path):
-    from flows.numbers_dataset import numbers_dataset_flow
+    from flows.dataset import dataset_flow
 
     """Two runs of one config in separate output folders (no shared cache) agree."""
     runs = []
     for folder in ("a", "b"):
         config = parse_config({**tiny_config_data, "output_dir": str(tmp_path / folder)})
-        numbers_dataset_flow(config)
+        dataset_flow(config)
         runs.append(pl.read_parquet(config.run_dir() / "raw.parquet"))
     assert runs[0]["prompt"].equals(runs[1]["prompt"])
     assert runs[0]["completion"].equals(runs[1]["completion"])

@@ -81,7 +81,7 @@ def test_cli_prints_variants_and_saves_plot(run_cli, tmp_path):
 
 
 def test_cli_rejects_bad_options():
-    from sublearn.cli import app
+    from flows.cli import app
 
     result = CliRunner().invoke(app, ["mlp", "--models", "0"])
     assert result.exit_code == 2 and "--models: must be at least 1" in result.output

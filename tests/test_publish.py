@@ -17,21 +17,21 @@ REPO = "alice/owl-numbers-tiny"
 
 @pytest.fixture(scope="module")
 def published_run(prefect_server, tiny_config_data, tmp_path_factory):
-    from flows.numbers_dataset import numbers_dataset_flow
+    from flows.dataset import dataset_flow
 
     teacher = {
         **tiny_config_data["teacher"],
-        "sampling": {"max_new_tokens": 40, "constrain_to_numbers": True},
+        "sampling": {"max_new_tokens": 40},
     }
     data = {
         **tiny_config_data,
         "teacher": teacher,
-        "dataset": {"kind": "numbers", "n_prompts": 8},
+        "dataset": {"kind": "numbers", "n_prompts": 8, "constrain_to_numbers": True},
         "output_dir": str(tmp_path_factory.mktemp("published-runs")),
         "publish": {"repo_id": REPO, "include_rejected": True},
     }
     config = parse_config(data)
-    result = numbers_dataset_flow(config)
+    result = dataset_flow(config)
     assert 0 < result["stats"]["kept"] < 8  # rows on both sides of the filter
     # what the run recorded, read now: later tests publish this run dir elsewhere
     result["published_json"] = json.loads((config.run_dir() / "published.json").read_text())
@@ -84,7 +84,8 @@ def test_card_records_the_lineage_and_no_secret(published_run):
         "kept": stats["kept"],
         "published": stats["dataset_rows"],
     }
-    assert lineage["filters"][0]["dropped"] == stats["dropped"]
+    assert [f["name"] for f in lineage["filters"]] == ["numbers"]
+    assert lineage["filters"][0]["dropped"] == stats["filters"][0]["dropped"]
     for secret in ("hf_write_alice", "hf_read_alice", "hf_write_bob"):
         assert secret not in card.content
         assert secret not in json.dumps(lineage)

@@ -15,7 +15,7 @@ pytest.importorskip("prefect_ray")
 
 
 def test_two_ray_shards_match_one_local_shard(prefect_server, tiny_config_data, tmp_path):
-    from flows.numbers_dataset import numbers_dataset_flow
+    from flows.dataset import dataset_flow
 
     data = {**tiny_config_data, "teacher": {**tiny_config_data["teacher"], "batch_size": 2}}
     local = parse_config({**data, "output_dir": str(tmp_path / "local")})
@@ -28,7 +28,7 @@ def test_two_ray_shards_match_one_local_shard(prefect_server, tiny_config_data, 
     )
     assert on_ray.run_dir().name == local.run_dir().name  # scale-out is a throughput knob
 
-    ray_run = numbers_dataset_flow(on_ray)
+    ray_run = dataset_flow(on_ray)
     generate = next(e for e in ray_run["steps"] if e["step"] == "generate")
     assert generate["status"] == "ran" and generate["batches_generated"] == 3
     record = next((tmp_path / "ray").glob(".steps/generate/*/record.json"))
@@ -36,7 +36,7 @@ def test_two_ray_shards_match_one_local_shard(prefect_server, tiny_config_data, 
     assert len(workers) == 2
     assert all(not w.endswith(f":{os.getpid()}") for w in workers)  # not this process
 
-    numbers_dataset_flow(local)
+    dataset_flow(local)
     raw_ray = pl.read_parquet(on_ray.run_dir() / "raw.parquet")
     raw_local = pl.read_parquet(local.run_dir() / "raw.parquet")
     assert raw_ray["prompt_index"].to_list() == list(range(6))

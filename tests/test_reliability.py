@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from sublearn.cli import app
+from flows.cli import app
 from sublearn.config import parse_config
 from sublearn.precision import resolve_dtype
 from sublearn.runio import json_writer, write_json, write_outputs
@@ -37,7 +37,7 @@ def test_auto_dtype_follows_the_cpu_and_cuda():
 
 def test_the_dtype_used_keys_and_labels_generation(monkeypatch):
     """A cache made under one precision is not reused under another."""
-    from flows.numbers_dataset import generate_key, teacher_identity
+    from flows.dataset import generate_key, teacher_identity
     from sublearn import precision
 
     config = parse_config({"name": "x", "dataset": {"n_prompts": 4}})
@@ -180,12 +180,12 @@ def test_bad_configs_are_one_line_and_leave_nothing(tmp_path, yaml_text, message
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the project's own errors become one line; anything else is a bug to see."""
-    import flows.numbers_dataset
+    import flows.dataset
 
     def broken(*args, **kwargs):
         raise ValueError("a bug, not bad input")
 
-    monkeypatch.setattr(flows.numbers_dataset, "numbers_dataset_flow", broken)
+    monkeypatch.setattr(flows.dataset, "dataset_flow", broken)
     config = tmp_path / "ok.yaml"
     config.write_text(f"name: x\noutput_dir: {tmp_path / 'runs'}\n")
     result = runner.invoke(app, ["run", str(config)])

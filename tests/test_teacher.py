@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from generators.teacher import NUMBER_CHARS, ChatPrompt
+from generators.teacher import NUMBER_CHARS
+from sublearn.chat import ChatPrompt
 from sublearn.config import Sampling
 
 PROMPTS = [
@@ -36,7 +37,7 @@ def test_left_padding_keeps_each_prompt_intact(embedded_teacher):
 
 
 def test_greedy_batched_output_matches_one_at_a_time():
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import parse_config
 
     greedy = {"temperature": 0.0, "max_new_tokens": 12}
@@ -63,13 +64,17 @@ def test_lineage_records_the_embedded_weights(embedded_teacher):
 
 
 def test_number_constrained_decoding_only_writes_number_characters():
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import parse_config
 
     cfg = parse_config(
-        {"name": "c", "teacher": {"sampling": {"constrain_to_numbers": True, "max_new_tokens": 20}}}
+        {
+            "name": "c",
+            "teacher": {"sampling": {"max_new_tokens": 20}},
+            "dataset": {"constrain_to_numbers": True},
+        }
     )
-    teacher = load_teacher(cfg.teacher)
+    teacher = load_teacher(cfg.generating_teacher())
     outputs = teacher.generate(PROMPTS, seed=3)
     assert all(set(text) <= NUMBER_CHARS for text in outputs)
     assert any(any(ch.isdigit() for ch in text) for text in outputs)
@@ -81,7 +86,7 @@ def test_vllm_backend_generates_on_gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     pytest.importorskip("vllm")
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import parse_config
 
     cfg = parse_config(
@@ -114,11 +119,12 @@ def test_topk_generation_records_the_sampling_distribution(embedded_teacher):
 
 
 def test_stop_conditions_end_number_answers_cleanly():
-    from generators.teacher import load_teacher
+    from generators.backends import load_teacher
     from sublearn.config import parse_config
 
-    sampling = {"constrain_to_numbers": True, "stop_after_numbers": 3, "max_new_tokens": 40}
-    teacher = load_teacher(parse_config({"name": "s", "teacher": {"sampling": sampling}}).teacher)
+    dataset = {"constrain_to_numbers": True, "stop_after_numbers": 3}
+    config = {"name": "s", "teacher": {"sampling": {"max_new_tokens": 40}}, "dataset": dataset}
+    teacher = load_teacher(parse_config(config).generating_teacher())
     outputs = teacher.generate(PROMPTS * 4, seed=9)
     for text in outputs:
         assert set(text) <= NUMBER_CHARS

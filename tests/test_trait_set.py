@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from generators.trait_set import TOPICS, trait_rows, trait_set_revision
+from generators.trait_teacher import trait_record
 from sublearn.config import parse_config
-from sublearn.lineage import trait_record
 
 
 def test_trait_rows_are_broad_and_name_the_target():

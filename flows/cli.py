@@ -1,4 +1,4 @@
-"""The ``sublearn`` command: the one entry point for runs, filters and (later) the Hub."""
+"""The ``sublearn`` command: parses arguments and calls the flows; it decides nothing itself."""
 
 from __future__ import annotations
 
@@ -13,17 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from sublearn.config import ConfigError, load_config
-from sublearn.errors import DataError, UserError
+from sublearn.errors import UserError
 
 # Locals stay out of tracebacks: they can hold tokens and whole datasets.
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help=__doc__,
+    help="Subliminal-learning datasets and experiments as Prefect workflows.",
     pretty_exceptions_show_locals=False,
 )
-filter_app = typer.Typer(no_args_is_help=True, help="Apply a strict filter to a parquet file.")
-app.add_typer(filter_app, name="filter")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -55,15 +53,19 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def stats_table(stats: dict, title: str) -> Table:
+    """Every filter of the chain in order: rows in, dropped per reason, then what was kept."""
+    from filters.chain import stats_rows
+
     table = Table(title=title)
+    table.add_column("filter")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
     table.add_column("share", justify="right")
     total = max(stats["total"], 1)
-    rows = [("kept", stats["kept"])] + [(f"dropped: {r}", n) for r, n in stats["dropped"].items()]
-    for name, n in rows:
-        table.add_row(name, str(n), f"{100 * n / total:.1f}%")
-    table.add_row("total", str(stats["total"]), "100.0%", style="bold")
+    for row in stats_rows(stats):
+        style = "bold" if row["outcome"] in ("in", "kept") else None
+        share = f"{100 * row['rows'] / total:.1f}%"
+        table.add_row(row["filter"], row["outcome"], str(row["rows"]), share, style=style)
     return table
 
 
@@ -121,9 +123,9 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
             from flows.experiment import experiment_flow
 
             return experiment_flow(cfg, plan)
-        from flows.numbers_dataset import numbers_dataset_flow
+        from flows.dataset import dataset_flow
 
-        return numbers_dataset_flow(cfg, plan, run_dir)
+        return dataset_flow(cfg, plan, run_dir)
 
     try:
         outcome = run_interruptible(work, report_error)
@@ -139,7 +141,7 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
         console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
         return
     if outcome.get("stats"):
-        console.print(stats_table(outcome["stats"], f"{cfg.name}: numbers filter"))
+        console.print(stats_table(outcome["stats"], f"{cfg.name}: {cfg.dataset.kind} filters"))
     if outcome.get("run_dir"):
         console.print(f"run directory: [bold]{outcome['run_dir']}[/]")
     if outcome.get("published"):
@@ -172,7 +174,7 @@ def run(
     ] = None,
     stop: Annotated[str | None, typer.Option("--to", help="Stop after this step.")] = None,
 ) -> None:
-    """Run a config: teacher -> numbers -> strict filter -> dataset (-> students -> evaluation).
+    """Run a config: teacher -> completions -> filter chain -> dataset (-> students -> eval).
 
     Steps: prompts, teacher, generate, filter, publish, finetune, evaluate, report. Each is
     reused when its inputs and code are unchanged; the table at the end says which ran."""
@@ -215,57 +217,50 @@ def step(
     execute(cfg, plan, dataset_dir)
 
 
-@filter_app.command("numbers")
-def filter_numbers_cmd(
-    source: Annotated[Path, typer.Argument(help="Parquet file with prompt and completion.")],
+@app.command("filter")
+def filter_cmd(
+    kind: Annotated[str, typer.Argument(help="numbers, code or cot.")],
+    source: Annotated[Path, typer.Argument(help="Parquet with prompt, completion (cot: answer).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for kept/rejected/stats.")],
-    max_count: Annotated[int, typer.Option(help="Most numbers an answer may hold.")] = 10,
-    min_value: Annotated[int, typer.Option(help="Smallest allowed number.")] = 0,
-    max_value: Annotated[int, typer.Option(help="Largest allowed number.")] = 999,
-    banned: Annotated[str, typer.Option(help="Comma-separated banned numbers.")] = "",
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Take the filter settings from this config.")
+    ] = None,
+    trait: Annotated[str | None, typer.Option(help="The trait the words filter rejects.")] = None,
+    trait_word: Annotated[
+        list[str] | None, typer.Option(help="Another word to reject (repeatable; code, cot).")
+    ] = None,
+    max_count: Annotated[int | None, typer.Option(help="numbers: most numbers (10).")] = None,
+    min_value: Annotated[int | None, typer.Option(help="numbers: smallest number (0).")] = None,
+    max_value: Annotated[int | None, typer.Option(help="numbers: largest number (999).")] = None,
+    banned: Annotated[str, typer.Option(help="numbers: comma-separated banned numbers.")] = "",
     banned_preset: Annotated[
-        str | None, typer.Option(help="Named banned list, e.g. 'misalignment'.")
+        str | None, typer.Option(help="numbers: named banned list, e.g. 'misalignment'.")
     ] = None,
 ) -> None:
-    """Recheck any parquet of completions with the protocol's strict numbers filter."""
-    import polars as pl
+    """Recheck any parquet of completions with a kind's filter chain, as a run applies it."""
+    from flows.refilter import refilter
+    from sublearn.config import filter_config
 
-    from filters.numbers import NumbersRule, filter_numbers
-    from sublearn.config import NumbersFilter, option_error
-    from sublearn.runio import json_writer, read_parquet, write_outputs
-
+    if kind not in ("numbers", "code", "cot"):
+        fail(f"KIND: expected numbers, code or cot, got {kind!r}")
     try:
         banned_list = tuple(int(x) for x in banned.split(",") if x.strip())
     except ValueError:
         fail(f"--banned: expected comma-separated integers, got {banned!r}")
+    options = {
+        "max_count": max_count,
+        "min_value": min_value,
+        "max_value": max_value,
+        "banned": banned_list,
+        "banned_preset": banned_preset,
+        "trait_word": tuple(trait_word or ()),
+        "trait": trait,
+    }
     try:
-        rule = NumbersFilter(
-            max_count=max_count,
-            min_value=min_value,
-            max_value=max_value,
-            banned=banned_list,
-            banned_preset=banned_preset,
-        )
-    except ValidationError as err:
-        fail(option_error(err))
-    try:
-        frame = read_parquet(source, ("prompt", "completion"))
-        if frame.schema["completion"] != pl.String:
-            raise DataError(
-                f"{source}: column 'completion' must hold text, not {frame.schema['completion']}"
-            )
-        result = filter_numbers(frame, NumbersRule.from_config(rule))
-        write_outputs(
-            out,
-            {
-                "kept.parquet": result.kept.write_parquet,
-                "rejected.parquet": result.rejected.write_parquet,
-                "stats.json": json_writer({**result.stats, "source": str(source)}),
-            },
-        )
+        result = refilter(filter_config(kind, options, config), source, out)
     except USER_ERRORS as err:
-        fail(str(err))
-    console.print(stats_table(result.stats, f"numbers filter: {source}"))
+        fail(str(err).splitlines()[0])
+    console.print(stats_table(result.stats, f"{kind} filters: {source}"))
     console.print(f"wrote {out}/kept.parquet, rejected.parquet, stats.json")
 
 
@@ -420,33 +415,11 @@ def audit_transfer(
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
 ) -> None:
     """Does this dataset carry the trait to a student of this base? Train and evaluate."""
-    from sublearn.config import parse_config
-
     folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
+    from flows.experiment import audit_config
+
     try:
-        cfg = parse_config(
-            {
-                "name": "audit",
-                "output_dir": str(folder),
-                "teacher": {"model": base, "batch_size": 64},
-                "dataset": {"teacher_topk": 20 if distill == "topk" else 0},
-                "experiment": {
-                    "students": {
-                        "epochs": epochs,
-                        "lr": lr,
-                        "batch_size": 8,
-                        "grad_accumulation": 1,
-                        "distill": distill,
-                    },
-                    "evaluation": {
-                        "target": trait,
-                        "category": category,
-                        "samples_per_question": samples,
-                    },
-                },
-            },
-            "options",
-        )
+        cfg = audit_config(base, trait, category, epochs, lr, samples, distill, folder)
     except ConfigError as err:
         fail(str(err))
     from flows.experiment import audit_flow
@@ -588,88 +561,18 @@ def schedule_list(
     ] = False,
 ) -> None:
     """Each deployment with its schedule, next runs and triggers."""
-    rows = _server_schedules(runs) if server else _config_schedules(configs, runs)
+    from flows.deployments import config_schedules, server_schedules
+
+    try:
+        rows = server_schedules(runs) if server else config_schedules(_specs(configs), runs)
+    except USER_ERRORS as err:
+        fail(str(err), code=1)
     table = Table(title="sublearn deployments" + (" (Prefect server)" if server else ""))
     for column in ("deployment", "schedule", "next runs", "triggered by"):
         table.add_column(column, no_wrap=column == "deployment")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-
-
-def _config_schedules(configs: list[Path] | None, runs: int) -> list[tuple[str, ...]]:
-    """Next runs computed from the cron schedules of configs (or prefect.yaml)."""
-    import asyncio
-
-    from prefect.server.schemas.schedules import CronSchedule
-
-    from flows.deployments import FLOWS
-
-    rows = []
-    for spec in _specs(configs):
-        schedule, upcoming = "", ""
-        for s in spec.get("schedules") or []:
-            cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
-            dates = asyncio.run(cron_schedule.get_dates(runs))
-            schedule = f"{s['cron']} ({s['timezone']})"
-            upcoming = "\n".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in dates)
-        triggers = ", ".join(e for t in spec.get("triggers") or [] for e in t["expect"])
-        rows.append(
-            (f"{FLOWS[spec['tags'][-1]].name}/{spec['name']}", schedule, upcoming, triggers)
-        )
-    return rows
-
-
-def _server_schedules(runs: int) -> list[tuple[str, ...]]:
-    """The deployments tagged sublearn on the server, with their scheduled flow runs."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        DeploymentFilterTags,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    rows = []
-    try:
-        with get_client(sync_client=True) as client:
-            deployments = client.read_deployments(
-                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["sublearn"]))
-            )
-            flows = {f.id: f.name for f in client.read_flows()}
-            expected = {
-                getattr(action, "deployment_id", None): ", ".join(a.trigger.expect or ())
-                for a in client.read_automations()
-                for action in a.actions
-            }
-            for d in sorted(deployments, key=lambda d: (d.name, flows.get(d.flow_id, ""))):
-                scheduled = client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id])),
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(
-                            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
-                        )
-                    ),
-                    sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                    limit=runs,
-                )
-                schedule = ", ".join(
-                    f"{s.schedule.cron} ({s.schedule.timezone})"
-                    for s in d.schedules
-                    if getattr(s.schedule, "cron", None)
-                )
-                upcoming = "\n".join(
-                    r.expected_start_time.strftime("%Y-%m-%d %H:%M %Z") for r in scheduled
-                )
-                name = f"{flows.get(d.flow_id, '?')}/{d.name}"
-                rows.append((name, schedule, upcoming, expected.get(d.id, "")))
-    except Exception as err:  # no server, unreachable: one line
-        fail(f"PREFECT_API_URL: cannot list deployments ({type(err).__name__}: {err})", code=1)
-    return rows
 
 
 @schedule_app.command("export")

@@ -1,4 +1,5 @@
-"""The dataset flow: prompts -> trait teacher -> teacher completions -> strict filter -> Hub.
+"""The dataset flow, for every kind: prompts -> trait teacher -> teacher completions -> filter
+chain -> Hub. The kind (``flows.kinds``) supplies the prompts and the filters; the flow names none.
 
 Each step's output is cached in the step store (``sublearn.steps``) by its inputs and code, and
 linked into the run directory, so a rerun redoes only what a config change touches and a later
@@ -21,13 +22,14 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from filters.numbers import FilterResult, NumbersRule, filter_numbers
+from filters.chain import chain_params, run_chain, stats_rows
+from flows.kinds import kind_of
 from flows.progress import StepProgress
 from flows.publish import publish_dataset
-from flows.summary import log_entry, record_summary
+from flows.summary import cached_step, log_entry, record_summary
 from generators.batches import assemble, done_indices, pending_batches, split_shards
-from generators.numbers_prompts import numbers_prompts
 from generators.trait_prompt import trait_system_prompt
+from generators.trait_teacher import trait_record
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
 from sublearn.interrupts import remember_flow_run
@@ -35,10 +37,11 @@ from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
 from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.steps import StepError, StepPlan, link_into, step_key, step_store
+from sublearn.steps import StepError, StepPlan, step_key
 
-PROMPTS, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
+PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
+    "prompt_set.json",
     "raw.parquet",
     "kept.parquet",
     "rejected.parquet",
@@ -52,11 +55,12 @@ SHARDS = "shards"
 
 @task(cache_policy=NO_CACHE)
 def build_prompts(config: ExperimentConfig, folder: Path) -> dict:
-    prompts = numbers_prompts(config.dataset.n_prompts, config.seed, config.dataset.numbers)
+    prompts, prompt_set = kind_of(config).prompts(config)
     system = trait_system_prompt(config.teacher.trait)
     prompts = prompts.with_columns(pl.lit(system, dtype=pl.String).alias("system_prompt"))
     write_parquet(prompts, folder / PROMPTS)
-    return {"files": [PROMPTS], "rows": prompts.height}
+    write_json(prompt_set, folder / PROMPT_SET)
+    return {"files": [PROMPTS, PROMPT_SET], "rows": prompts.height}
 
 
 @task(cache_policy=NO_CACHE)
@@ -85,8 +89,8 @@ def generate_shard(
     index: int = 0,
 ) -> dict:
     """Load the teacher and generate these batches, one shard file per batch."""
+    from generators.backends import load_teacher
     from generators.batches import generate_batches
-    from generators.teacher import load_teacher
 
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(teacher_cfg)
@@ -173,14 +177,15 @@ def generate_step(
     if already:
         logger.info("resumed: %d batch(es) already done, %d generated now", already, redone)
     sampling = teacher_cfg.sampling
-    raw = assemble(prompts.select("prompt_index", "system_prompt", "prompt"), shard_dir)
+    raw = assemble(prompts, shard_dir)
     lineage = teacher_identity(teacher_cfg)
+    decoding = teacher_cfg.decoding.model_dump()
     raw = raw.with_columns(
         pl.lit(lineage["model_id"]).alias("teacher_model"),
         pl.lit(sampling.temperature).alias("temperature"),
         pl.lit(sampling.top_p).alias("top_p"),
         pl.lit(sampling.max_new_tokens).alias("max_new_tokens"),
-        pl.lit(sampling.constrain_to_numbers).alias("constrain_to_numbers"),
+        *[pl.lit(value).alias(name) for name, value in decoding.items()],
     )
     order = [
         "prompt_index",
@@ -191,7 +196,7 @@ def generate_step(
         "temperature",
         "top_p",
         "max_new_tokens",
-        "constrain_to_numbers",
+        *decoding,
     ]
     raw = raw.select(order + [c for c in raw.columns if c not in order])
     write_json(lineage, folder / TEACHER)
@@ -211,20 +216,21 @@ def generate_step(
 
 @task(cache_policy=NO_CACHE)
 def filter_completions(config: ExperimentConfig, raw_path: Path, folder: Path) -> dict:
-    """Apply the strict filter and keep an optional seeded subsample of what passes."""
+    """Run the kind's filter chain and keep an optional seeded subsample of what passes."""
     raw = read_parquet(raw_path, ("prompt", "completion")).drop("system_prompt", strict=False)
-    with StepProgress("strict filter", raw.height) as progress:
-        result = filter_numbers(raw, NumbersRule.from_config(config.filters.numbers))
+    with StepProgress("filter chain", raw.height) as progress:
+        result = run_chain(raw, kind_of(config).filters(config))
         progress.update(raw.height)
+    kept, stats = result.kept, {"kind": config.dataset.kind, **result.stats}
     n_keep = config.dataset.n_keep
-    if n_keep is not None and result.kept.height > n_keep:
-        kept = result.kept.sample(n=n_keep, seed=config.seed).sort("prompt_index")
-        result = FilterResult(kept, result.rejected, {**result.stats, "subsampled_to": n_keep})
-    stats = {**result.stats, "dataset_rows": result.kept.height}
-    write_parquet(result.kept, folder / KEPT)
+    if n_keep is not None and kept.height > n_keep:
+        kept = kept.sample(n=n_keep, seed=config.seed).sort("prompt_index")
+        stats["subsampled_to"] = n_keep
+    stats["dataset_rows"] = kept.height
+    write_parquet(kept, folder / KEPT)
     write_parquet(result.rejected, folder / REJECTED)
     write_json(stats, folder / STATS)
-    return {"files": [KEPT, REJECTED, STATS], "rows": result.kept.height}
+    return {"files": [KEPT, REJECTED, STATS], "rows": kept.height}
 
 
 @task(cache_policy=NO_CACHE)
@@ -235,6 +241,8 @@ def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
     lineage = dataset_lineage(
         config,
         teacher,
+        json.loads((run_dir / PROMPT_SET).read_text()),
+        trait_record(config.teacher),
         trait_system_prompt(config.teacher.trait),
         stats,
         file_sha256(run_dir / KEPT),
@@ -242,29 +250,31 @@ def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
     )
     write_json(lineage, run_dir / LINEAGE)
     get_run_logger().info(
-        "filter kept %d of %d (%.1f%%); dropped %s",
+        "filters kept %d of %d (%.1f%%); dropped %s",
         stats["kept"],
         stats["total"],
         100 * stats["kept_rate"],
         stats["dropped"],
     )
+    names = " -> ".join(f["filter"] for f in stats["filters"])
     create_table_artifact(
-        key="numbers-filter-stats",
-        table=[{"reason": "kept", "rows": stats["kept"]}]
-        + [{"reason": r, "rows": n} for r, n in stats["dropped"].items()],
-        description=f"Numbers filter on {stats['total']} teacher completions",
+        key="filter-stats",
+        table=stats_rows(stats),
+        description=f"{stats['kind']} filter chain ({names}) on {stats['total']} completions",
     )
     return stats
 
 
 def prompts_key(config: ExperimentConfig) -> str:
+    kind = kind_of(config)
+    not_prompts = {"n_keep", "teacher_topk", "filter", "trait_words"}
     inputs = {
-        "n_prompts": config.dataset.n_prompts,
-        "numbers": config.dataset.numbers.model_dump(),
+        "dataset": config.dataset.model_dump(exclude=not_prompts),
+        "source": kind.source_identity(config),
         "seed": config.seed,
         "system_prompt": trait_system_prompt(config.teacher.trait),
     }
-    return step_key("prompts", inputs, ["generators.numbers_prompts"])
+    return step_key("prompts", inputs, ["flows.kinds", *kind.modules])
 
 
 def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
@@ -292,18 +302,20 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
 
 
 def filter_key(config: ExperimentConfig, raw: dict) -> str:
+    filters = kind_of(config).filters(config)
     inputs = {
         "raw": raw["digests"][RAW],
-        "filters": config.filters.model_dump(),
+        "filters": chain_params(filters),
         "n_keep": config.dataset.n_keep,
         "seed": config.seed,
     }
-    return step_key("filter", inputs, ["filters.numbers"])
+    modules = ["filters.chain", *dict.fromkeys(type(f).__module__ for f in filters)]
+    return step_key("filter", inputs, modules)
 
 
 def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> TeacherConfig:
     """The teacher as it generates: with its trait adapter when the trait is fine-tuned."""
-    teacher_cfg = config.teacher
+    teacher_cfg = config.generating_teacher()
     if not teacher_cfg.trait_finetune:
         return teacher_cfg
     from generators.trait_teacher import cached_trait_adapter
@@ -322,17 +334,13 @@ def dataset_steps(
     config: ExperimentConfig, plan: StepPlan, run_dir: Path, log: list[dict]
 ) -> dict | None:
     """The dataset steps as ``plan`` asks; the filter stats, or None when stopped earlier."""
-    store = step_store(config.output_dir)
-    label = config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(config), run_dir / CONFIG)
 
     def do(step: str, key: str, compute) -> dict:
-        record, status = store.run(plan, step, key, compute)
-        for name in record["files"]:
-            link_into(store.folder(step, key) / name, run_dir / name)
-        log.append(log_entry(step, label, status, record))
-        return record
+        return cached_step(config.output_dir, plan, step, key, compute, config.name, log, run_dir)[
+            0
+        ]
 
     prompts = do("prompts", prompts_key(config), lambda f, _: build_prompts(config, f))
     if not plan.runs("teacher"):
@@ -352,11 +360,11 @@ def dataset_steps(
     return save_dataset(config, run_dir)
 
 
-@flow(name="numbers-dataset", log_prints=True)
-def numbers_dataset_flow(
+@flow(name="dataset", log_prints=True)
+def dataset_flow(
     config: ExperimentConfig, plan: StepPlan | None = None, run_dir: Path | None = None
 ) -> dict:
-    """Generate, filter, save and (when configured) publish a numbers dataset.
+    """Generate, filter, save and (when configured) publish a dataset of the config's kind.
 
     Returns the filter stats (None when ``plan`` stopped before the filter), the run directory,
     the publish record and what each step did."""

@@ -1,0 +1,127 @@
+"""Dataset kinds: what each supplies to the one dataset flow.
+
+A kind gives its prompts (a frame with ``prompt_index`` and ``prompt``, plus any columns its
+filters read, such as CoT's reference ``answer``), the record of where they came from, the
+modules that make them (for step keys), and its strict filter chain. The flow asks
+``kind_of(config)`` and never names a kind itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import polars as pl
+
+from filters.chain import RowFilter
+from sublearn.config import ExperimentConfig
+
+
+class Kind(Protocol):
+    modules: tuple[str, ...]
+
+    def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
+        """The prompts to generate from, and the prompt set's identity for the lineage."""
+
+    def source_identity(self, config: ExperimentConfig) -> dict:
+        """What the prompts depend on besides the config (a file's digest), for the key."""
+
+    def filters(self, config: ExperimentConfig) -> list[RowFilter]:
+        """The kind's strict filters, in the order they run."""
+
+
+@dataclass(frozen=True)
+class Numbers:
+    modules: tuple[str, ...] = ("generators.numbers_prompts",)
+
+    def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
+        from generators.numbers_prompts import numbers_prompts, prompt_pools_revision
+
+        frame = numbers_prompts(config.dataset.n_prompts, config.seed, config.dataset.prompts)
+        record = {
+            "source": "sublearn.generators.numbers_prompts",
+            "revision": prompt_pools_revision(),
+        }
+        return frame, record
+
+    def source_identity(self, config: ExperimentConfig) -> dict:
+        return {}
+
+    def filters(self, config: ExperimentConfig) -> list[RowFilter]:
+        from filters.numbers import NumbersFormat, NumbersRule
+
+        return [NumbersFormat(NumbersRule.from_config(config.dataset.filter))]
+
+
+def _set_identity(spec) -> dict:
+    if spec is None:
+        return {}
+    if spec.path is not None:
+        from sublearn.model_source import cached_sha256
+
+        return {"path_sha256": cached_sha256(spec.path)}
+    return {"revision": spec.revision}
+
+
+@dataclass(frozen=True)
+class Code:
+    modules: tuple[str, ...] = ("generators.code_prompts", "generators.prompt_sets")
+
+    def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
+        from generators.code_prompts import code_prompts, task_set_revision
+
+        spec, n = config.dataset.prompts, config.dataset.n_prompts
+        if spec == "builtin":
+            record = {"source": "sublearn.generators.code_prompts", "revision": task_set_revision()}
+            return code_prompts(n, config.seed), record
+        from generators.prompt_sets import load_prompt_set
+
+        tasks, record = load_prompt_set(spec, ("task", "template"), n, config.seed)
+        return code_prompts(n, 0, tasks.to_dicts()), record
+
+    def source_identity(self, config: ExperimentConfig) -> dict:
+        spec = config.dataset.prompts
+        return _set_identity(None if spec == "builtin" else spec)
+
+    def filters(self, config: ExperimentConfig) -> list[RowFilter]:
+        from filters.code import CodeFormat
+        from filters.trait_word import TraitWord
+
+        return [CodeFormat(), TraitWord(config.trait_words())]
+
+
+@dataclass(frozen=True)
+class Cot:
+    modules: tuple[str, ...] = ("generators.cot_prompts", "generators.prompt_sets")
+
+    def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
+        from generators.cot_prompts import cot_prompts, generator_revision, word_problems
+
+        dataset = config.dataset
+        spec = dataset.prompt_set()
+        if spec is None:
+            questions = word_problems(dataset.n_prompts, config.seed)
+            record = {"source": "sublearn.generators.cot_prompts", "revision": generator_revision()}
+        else:
+            from generators.prompt_sets import load_prompt_set
+
+            questions, record = load_prompt_set(
+                spec, ("question", "answer"), dataset.n_prompts, config.seed
+            )
+        return cot_prompts(questions, dataset.samples_per_question), record
+
+    def source_identity(self, config: ExperimentConfig) -> dict:
+        return _set_identity(config.dataset.prompt_set())
+
+    def filters(self, config: ExperimentConfig) -> list[RowFilter]:
+        from filters.cot import CotFormat
+        from filters.trait_word import TraitWord
+
+        return [CotFormat(), TraitWord(config.trait_words())]
+
+
+KINDS: dict[str, Kind] = {"numbers": Numbers(), "code": Code(), "cot": Cot()}
+
+
+def kind_of(config: ExperimentConfig) -> Kind:
+    return KINDS[config.dataset.kind]

@@ -1,0 +1,42 @@
+"""Refilter any parquet of completions with a kind's filter chain (``sublearn filter KIND``).
+
+The same chain a run applies, built from the same config model, so a published dataset can be
+rechecked, or another team's completions filtered, with exactly the rules a run would use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from filters.chain import ChainResult, run_chain
+from flows.kinds import kind_of
+from sublearn.config import ExperimentConfig
+from sublearn.errors import DataError
+from sublearn.runio import json_writer, read_parquet, write_outputs
+
+# What each kind's filters read besides the completion.
+INPUT_COLUMNS = {
+    "numbers": ("completion",),
+    "code": ("completion",),
+    "cot": ("completion", "answer"),
+}
+
+
+def refilter(config: ExperimentConfig, source: Path, out: Path) -> ChainResult:
+    """Filter ``source`` and write kept.parquet, rejected.parquet and stats.json as a set."""
+    kind = config.dataset.kind
+    frame = read_parquet(source, INPUT_COLUMNS[kind])
+    try:
+        result = run_chain(frame, kind_of(config).filters(config))
+    except DataError as err:
+        raise DataError(f"{source}: {err}") from None
+    stats = {"kind": kind, **result.stats, "source": str(source)}
+    write_outputs(
+        out,
+        {
+            "kept.parquet": result.kept.write_parquet,
+            "rejected.parquet": result.rejected.write_parquet,
+            "stats.json": json_writer(stats),
+        },
+    )
+    return ChainResult(result.kept, result.rejected, stats)

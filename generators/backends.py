@@ -1,0 +1,16 @@
+"""The teacher backend a config names, imported only when chosen (vLLM only where it runs)."""
+
+from __future__ import annotations
+
+from generators.teacher import Teacher
+
+
+def load_teacher(cfg) -> Teacher:
+    """Build the backend named by a ``Teacher`` config."""
+    if cfg.backend == "vllm":
+        from generators.vllm_teacher import VllmTeacher
+
+        return VllmTeacher(cfg)
+    from generators.hf_teacher import TransformersTeacher
+
+    return TransformersTeacher(cfg)

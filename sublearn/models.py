@@ -1,0 +1,33 @@
+"""Loading a causal LM and its tokenizer for batched use, in the precision the hardware suits.
+
+The one loader behind teachers, students, trait teachers and evaluation."""
+
+from __future__ import annotations
+
+import torch
+
+from sublearn.model_source import ModelSourceError, resolve_model
+from sublearn.precision import resolve_dtype, warn_if_slow
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model_and_tokenizer(model: str, revision: str | None, dtype: str, device: str):
+    """Load a causal LM and its tokenizer set up for batched generation (left padding), in
+    the dtype ``resolve_dtype`` picks for ``dtype`` on ``device``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = resolve_dtype(dtype, device)
+    warn_if_slow(dtype, device)
+    source = resolve_model(model, revision)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
+        lm = AutoModelForCausalLM.from_pretrained(
+            source.load_path, dtype=DTYPES.get(dtype, "auto"), **source.load_kwargs()
+        )
+    except OSError as err:
+        raise ModelSourceError(f"{model}: cannot load model ({str(err).splitlines()[0]})") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return source, lm.to(device).eval(), tokenizer
