@@ -199,31 +199,17 @@ class DatasetCommon(Frozen):
     student_max_length: ClassVar[int] = 500
     student_epochs: ClassVar[int] = 3
 
-    def completions(self) -> int:
-        return self.n_prompts
 
-
-class NumbersDataset(DatasetCommon):
-    """Number sequences: the protocol's prompt pools and its strict numbers filter."""
+class NumbersDataset(DatasetCommon, Decoding):
+    """Number sequences: the protocol's prompt pools and its strict numbers filter; the
+    decoding constraints (``constrain_to_numbers``, ``stop_after_numbers``) are set here."""
 
     kind: Literal["numbers"] = "numbers"
     prompts: NumbersPrompts = NumbersPrompts()
-    constrain_to_numbers: bool = Field(
-        False,
-        description="Beyond the protocol: only digits, separators and brackets may be sampled.",
-    )
-    stop_after_numbers: Annotated[StrictInt, Field(ge=1)] | None = Field(
-        None,
-        description="With constrain_to_numbers: end the answer after this many numbers "
-        "instead of letting the token limit cut it mid-list.",
-    )
     filter: NumbersFilter = NumbersFilter()
 
     def decoding(self) -> Decoding:
-        return Decoding(
-            constrain_to_numbers=self.constrain_to_numbers,
-            stop_after_numbers=self.stop_after_numbers,
-        )
+        return Decoding(**self.model_dump(include=set(Decoding.model_fields)))
 
 
 class PromptSet(Frozen):
@@ -283,9 +269,6 @@ class CotDataset(WordKind):
     prompts: Literal["builtin", "gsm8k"] | PromptSet = "builtin"
     samples_per_question: Annotated[StrictInt, Field(ge=1, le=100)] = 3
     student_epochs: ClassVar[int] = 1
-
-    def completions(self) -> int:
-        return self.n_prompts * self.samples_per_question
 
     def prompt_set(self) -> PromptSet | None:
         if self.prompts == "gsm8k":

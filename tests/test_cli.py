@@ -95,7 +95,8 @@ def test_run_prints_the_filter_table(run_cli, tiny_config_data, tmp_path):
     run_dirs = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
     assert len(run_dirs) == 1 and f"run directory: {run_dirs[0]}" in proc.stdout
     stats = json.loads((run_dirs[0] / "stats.json").read_text())
-    assert f"│ kept                      │ {stats['kept']:>4} │" in proc.stdout
+    assert f"│ (chain) │ kept                      │ {stats['kept']:>4} │" in proc.stdout
+    assert f"│ numbers │ in                        │ {stats['total']:>4} │" in proc.stdout
     # not a terminal: plain progress lines with counts and rate, no library bars or warnings
     log = proc.stdout + proc.stderr
     assert re.search(r"teacher completions \(shard 0\): 6/6 \(100%\), [0-9.]+/s", log), log[-3000:]
