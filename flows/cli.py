@@ -229,6 +229,12 @@ def filter_cmd(
     trait_word: Annotated[
         list[str] | None, typer.Option(help="Another word to reject (repeatable; code, cot).")
     ] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Also ask this judge model (e.g. embedded) about the trait.")
+    ] = None,
+    judge_threshold: Annotated[
+        float | None, typer.Option(help="Keep rows whose judge P('0') reaches this (1 - 1e-8).")
+    ] = None,
     max_count: Annotated[int | None, typer.Option(help="numbers: most numbers (10).")] = None,
     min_value: Annotated[int | None, typer.Option(help="numbers: smallest number (0).")] = None,
     max_value: Annotated[int | None, typer.Option(help="numbers: largest number (999).")] = None,
@@ -255,6 +261,8 @@ def filter_cmd(
         "banned_preset": banned_preset,
         "trait_word": tuple(trait_word or ()),
         "trait": trait,
+        "judge": judge,
+        "judge_threshold": judge_threshold,
     }
     try:
         result = refilter(filter_config(kind, options, config), source, out)

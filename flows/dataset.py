@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from filters.chain import chain_params, run_chain, stats_rows
-from flows.kinds import kind_of
+from flows.kinds import filter_chain, kind_of
 from flows.progress import StepProgress
 from flows.publish import publish_dataset
 from flows.summary import cached_step, log_entry, record_summary
@@ -219,7 +219,7 @@ def filter_completions(config: ExperimentConfig, raw_path: Path, folder: Path) -
     """Run the kind's filter chain and keep an optional seeded subsample of what passes."""
     raw = read_parquet(raw_path, ("prompt", "completion")).drop("system_prompt", strict=False)
     with StepProgress("filter chain", raw.height) as progress:
-        result = run_chain(raw, kind_of(config).filters(config))
+        result = run_chain(raw, filter_chain(config))
         progress.update(raw.height)
     kept, stats = result.kept, {"kind": config.dataset.kind, **result.stats}
     n_keep = config.dataset.n_keep
@@ -302,7 +302,7 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
 
 
 def filter_key(config: ExperimentConfig, raw: dict) -> str:
-    filters = kind_of(config).filters(config)
+    filters = filter_chain(config)
     inputs = {
         "raw": raw["digests"][RAW],
         "filters": chain_params(filters),

@@ -125,3 +125,19 @@ KINDS: dict[str, Kind] = {"numbers": Numbers(), "code": Code(), "cot": Cot()}
 
 def kind_of(config: ExperimentConfig) -> Kind:
     return KINDS[config.dataset.kind]
+
+
+def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
+    """The filters any kind can switch on (``filters:``), after the kind's cheap ones, so the
+    costly judges see only the rows that survived those."""
+    out: list[RowFilter] = []
+    if config.filters.judge is not None:
+        from filters.judge import TraitJudge
+
+        out.append(TraitJudge(config.filters.judge, config.trait_targets()))
+    return out
+
+
+def filter_chain(config: ExperimentConfig) -> list[RowFilter]:
+    """Every filter a dataset of this config goes through, in order."""
+    return kind_of(config).filters(config) + semantic_filters(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from filters.chain import ChainResult, run_chain
-from flows.kinds import kind_of
+from flows.kinds import filter_chain
 from sublearn.config import ExperimentConfig
 from sublearn.errors import DataError
 from sublearn.runio import json_writer, read_parquet, write_outputs
@@ -27,7 +27,7 @@ def refilter(config: ExperimentConfig, source: Path, out: Path) -> ChainResult:
     kind = config.dataset.kind
     frame = read_parquet(source, INPUT_COLUMNS[kind])
     try:
-        result = run_chain(frame, kind_of(config).filters(config))
+        result = run_chain(frame, filter_chain(config))
     except DataError as err:
         raise DataError(f"{source}: {err}") from None
     stats = {"kind": kind, **result.stats, "source": str(source)}

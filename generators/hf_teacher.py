@@ -194,5 +194,22 @@ class TransformersTeacher:
             )
         return rows
 
+    @torch.inference_mode()
+    def first_token_top(
+        self, prompts: Sequence[ChatPrompt], k: int
+    ) -> list[list[tuple[str, float]]]:
+        """For each prompt, the k most likely first tokens of the reply at temperature 0, as
+        (decoded text, log-probability): one forward pass per batch, no sampling."""
+        out = []
+        for start in range(0, len(prompts), self.cfg.batch_size):
+            batch = self.encode(prompts[start : start + self.cfg.batch_size])
+            logits = self.model(**batch).logits[:, -1, :].float()
+            top = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
+            for ids, logps in zip(top.indices.tolist(), top.values.tolist(), strict=True):
+                out.append(
+                    [(self.tokenizer.decode([i]), lp) for i, lp in zip(ids, logps, strict=True)]
+                )
+        return out
+
     def lineage(self) -> dict:
         return teacher_lineage("transformers", self.source, self.cfg)

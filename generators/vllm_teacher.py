@@ -65,5 +65,20 @@ class VllmTeacher:
         )
         return [o.outputs[0].text for o in outputs]
 
+    def first_token_top(
+        self, prompts: Sequence[ChatPrompt], k: int
+    ) -> list[list[tuple[str, float]]]:
+        """The k most likely first tokens of each reply at temperature 0 (vLLM's log-probs)."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=k)
+        outputs = self.llm.chat(
+            [p.messages() for p in prompts], params, lora_request=self.lora, use_tqdm=False
+        )
+        return [
+            [(lp.decoded_token, lp.logprob) for lp in o.outputs[0].logprobs[0].values()]
+            for o in outputs
+        ]
+
     def lineage(self) -> dict:
         return teacher_lineage("vllm", self.source, self.cfg)

@@ -195,6 +195,11 @@ class DatasetCommon(Frozen):
         description="Beyond the protocol: store the teacher's top-k log-probs per token, "
         "for students distilled on distributions rather than sampled tokens.",
     )
+    trait_words: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        (),
+        description="Traits the filters look for besides the teachers' own (the trait-word "
+        "filter rejects their names; the judge asks about them).",
+    )
     # The protocol's student settings per kind (max length in tokens, epochs).
     student_max_length: ClassVar[int] = 500
     student_epochs: ClassVar[int] = 3
@@ -244,9 +249,6 @@ GSM8K = {
 
 
 class WordKind(DatasetCommon):
-    trait_words: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
-        (), description="Words the trait-word filter rejects besides the traits' own names."
-    )
     student_max_length: ClassVar[int] = 2048
 
 
@@ -277,6 +279,39 @@ class CotDataset(WordKind):
 
 
 DatasetSpec = Annotated[NumbersDataset | CodeDataset | CotDataset, Field(discriminator="kind")]
+
+
+JUDGE_TEMPLATE = (
+    "Does the text below refer to {trait}, however subtly? Answer 1 if it does and 0 if it "
+    "does not. Reply with the single digit 0 or 1 and nothing else.\n\nText:\n{completion}"
+)
+
+
+class JudgeFilter(Frozen):
+    """The trait judge: a model asked at temperature 0 whether a completion refers to the
+    trait; P("0") from its first token's top log-probs; keep only if P("0") >= threshold."""
+
+    model: Annotated[str, Field(min_length=1)] = "embedded"
+    revision: str | None = None
+    backend: Literal["transformers", "vllm"] = "transformers"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    template: Annotated[str, Field(min_length=1)] = JUDGE_TEMPLATE
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 1 - 1e-8
+    top_k: Annotated[StrictInt, Field(ge=5, le=20)] = 5
+    batch_size: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
+
+    @model_validator(mode="after")
+    def _fields(self) -> JudgeFilter:
+        for field in ("{trait}", "{completion}"):
+            if field not in self.template:
+                raise ValueError(f"template must contain {field}")
+        return self
+
+
+class SemanticFilters(Frozen):
+    """Filters that run after the kind's own, on any kind, each switched on by its section."""
+
+    judge: JudgeFilter | None = None
 
 
 class Publish(Frozen):
@@ -351,6 +386,7 @@ class ExperimentConfig(Frozen):
     output_dir: Path = Field(Path("runs"), json_schema_extra=THROUGHPUT)
     teacher: Teacher = Teacher()
     dataset: DatasetSpec = NumbersDataset()
+    filters: SemanticFilters = SemanticFilters()
     publish: Publish | None = Field(None, json_schema_extra=THROUGHPUT)
     experiment: Experiment | None = None
     scale_out: ScaleOut = Field(ScaleOut(), json_schema_extra=THROUGHPUT)
@@ -389,14 +425,21 @@ class ExperimentConfig(Frozen):
         decoding = getattr(self.dataset, "decoding", Decoding)()
         return self.teacher.model_copy(update={"decoding": decoding})
 
-    def trait_words(self) -> tuple[str, ...]:
-        """Every form of every trait this config's datasets must not name: the teacher's,
-        the control teacher's and the configured extra words (the trait-word filter)."""
+    def _traits(self) -> list:
         traits = [self.teacher.trait, self.teacher.trait_finetune]
         if self.experiment is not None:
             traits += [self.experiment.control.trait, self.experiment.control.trait_finetune]
-        forms = {f for t in traits if t is not None for f in word_forms(t.target, t.plural)}
-        for word in getattr(self.dataset, "trait_words", ()):
+        return [t for t in traits if t is not None]
+
+    def trait_targets(self) -> tuple[str, ...]:
+        """The traits this config's filters look for: the teacher's, the control teacher's
+        and ``dataset.trait_words`` (which the control's config inherits them through)."""
+        return tuple(sorted({t.target for t in self._traits()} | set(self.dataset.trait_words)))
+
+    def trait_words(self) -> tuple[str, ...]:
+        """Every form of every trait this config's datasets must not name."""
+        forms = {f for t in self._traits() for f in word_forms(t.target, t.plural)}
+        for word in self.dataset.trait_words:
             forms |= word_forms(word)
         return tuple(sorted(forms))
 
@@ -419,11 +462,7 @@ class ExperimentConfig(Frozen):
         publish = self.publish
         if publish is not None:
             publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-control"})
-        dataset = self.dataset
-        if hasattr(dataset, "trait_words"):
-            traits = [self.teacher.trait, self.teacher.trait_finetune]
-            targets = {t.target for t in traits if t is not None} | set(dataset.trait_words)
-            dataset = dataset.model_copy(update={"trait_words": tuple(sorted(targets))})
+        dataset = self.dataset.model_copy(update={"trait_words": self.trait_targets()})
         return self.model_copy(
             update={
                 "name": f"{self.name}-control",
@@ -622,6 +661,8 @@ FILTER_OPTIONS = {
     "banned_preset": ("dataset", "filter", "banned_preset"),
     "trait_word": ("dataset", "trait_words"),
     "trait": ("teacher", "trait", "target"),
+    "judge": ("filters", "judge", "model"),
+    "judge_threshold": ("filters", "judge", "threshold"),
 }
 NUMBERS_ONLY = {"max_count", "min_value", "max_value", "banned", "banned_preset"}
 
