@@ -447,6 +447,37 @@ def audit_transfer(
     console.print(f"report: [bold]{outcome['report']}[/]")
 
 
+@audit_app.command("calibrate-judge")
+def audit_calibrate_judge(
+    trait_rows: Annotated[Path, typer.Argument(help="Parquet of the trait teacher's rows.")],
+    control_rows: Annotated[Path, typer.Argument(help="Parquet of the control teacher's rows.")],
+    fpr: Annotated[float, typer.Option(help="Share of control rows to reject (study: 0.3).")] = 0.3,
+    judge: Annotated[str, typer.Option(help="Judge model: Hub id, folder or embedded.")] = (
+        "embedded"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for calibration.json and roc.png.")] = Path(
+        "runs/calibration"
+    ),
+) -> None:
+    """Choose the alignment judge's threshold: the score that rejects --fpr of the control rows."""
+    from flows.calibration import calibrate_judge
+    from sublearn.config import AlignmentFilter
+
+    if not 0 < fpr < 1:
+        fail(f"--fpr: expected a share between 0 and 1, got {fpr}")
+    try:
+        result = calibrate_judge(AlignmentFilter(model=judge), trait_rows, control_rows, fpr, out)
+    except USER_ERRORS as err:
+        fail(str(err).splitlines()[0], code=1)
+    console.print(
+        f"threshold {result['threshold']:g}: rejects {result['control_rejected']:.0%} of the "
+        f"control rows (asked {fpr:.0%}) and {result['trait_rejected']:.0%} of the trait rows; "
+        f"ROC AUC {result['auc']:.2f} ({result['n_trait']} trait, {result['n_control']} control "
+        f"rows scored; unparsable {result['unparsable']})"
+    )
+    console.print(f"wrote {out}/calibration.json, roc.png")
+
+
 @app.command()
 def version() -> None:
     """Print sublearn's version."""

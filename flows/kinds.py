@@ -135,6 +135,10 @@ def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
         from filters.judge import TraitJudge
 
         out.append(TraitJudge(config.filters.judge, config.trait_targets()))
+    if config.filters.alignment is not None:
+        from filters.alignment import AlignmentJudge
+
+        out.append(AlignmentJudge(config.filters.alignment))
     return out
 
 
