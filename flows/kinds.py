@@ -139,7 +139,26 @@ def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
         from filters.alignment import AlignmentJudge
 
         out.append(AlignmentJudge(config.filters.alignment))
+    if config.filters.leak is not None:
+        out.append(leak_filter(config.filters.leak, config.trait_targets()))
     return out
+
+
+def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
+    """The leak filter with its threshold: fixed, or calibrated on the control rows."""
+    from filters.leak import EmbeddingLeak, calibrated_threshold, leak_scores
+
+    if settings.threshold is not None:
+        return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})
+    from sublearn.model_source import cached_sha256
+    from sublearn.runio import read_parquet
+
+    rows = read_parquet(settings.control, ("completion",))["completion"].to_list()
+    threshold = calibrated_threshold(leak_scores(settings.model, rows, traits), settings.quantile)
+    source = {"control": settings.control, "sha256": cached_sha256(settings.control)}
+    return EmbeddingLeak(
+        settings, traits, threshold, {**source, "quantile": settings.quantile, "rows": len(rows)}
+    )
 
 
 def filter_chain(config: ExperimentConfig) -> list[RowFilter]:

