@@ -447,6 +447,74 @@ def audit_transfer(
     console.print(f"report: [bold]{outcome['report']}[/]")
 
 
+@audit_app.command("detect")
+def audit_detect(
+    trait: Annotated[str, typer.Argument(help="The trait's target word, e.g. owl.")],
+    dataset: Annotated[
+        str, typer.Argument(help="Trait teacher's rows: OWNER/NAME@TAG or a run dir.")
+    ],
+    control: Annotated[
+        str, typer.Argument(help="Control teacher's rows: OWNER/NAME@TAG or a run dir.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for detect.json and detect.png.")] = Path(
+        "runs/detect"
+    ),
+    judge: Annotated[str, typer.Option(help="Judge for the pairwise test, or none.")] = "embedded",
+    embed: Annotated[
+        str, typer.Option(help="Embedding model for a classifier, or none.")
+    ] = "minilm",
+    seed: Annotated[int, typer.Option(help="Folds, bootstrap and pair order.")] = 0,
+) -> None:
+    """Can anything tell the trait teacher's rows from the control's? Classifiers and a judge."""
+    from flows.detect import detect
+
+    try:
+        r = detect(
+            trait,
+            dataset,
+            control,
+            out,
+            None if judge == "none" else judge,
+            seed,
+            None if embed == "none" else embed,
+        )
+    except USER_ERRORS as err:
+        fail(str(err).splitlines()[0], code=1)
+    auc = r["auc"]
+    console.print(f"{r['rows']['trait']} trait rows vs {r['rows']['control']} control rows")
+    for name, c in r["classifiers"].items():
+        a = c["auc"]
+        console.print(f"  {name}: ROC AUC {a['mean']:.3f} [{a['low']:.3f}, {a['high']:.3f}]")
+    ngrams = r["classifiers"]["n-grams"]
+    towards = ", ".join(repr(f) for f, _ in ngrams["towards_trait"][:5])
+    console.print(f"  n-grams most telling of the trait rows: {towards}")
+    significant = [t for t in ngrams["tokens"] if t["p_holm"] < 0.05]
+    console.print(
+        f"  tokens whose frequency differs (Holm p < 0.05 of {ngrams['tokens_tested']} tested): "
+        + (
+            ", ".join(
+                f"{t['token']} ({t['per_trait_row']:.2f} vs {t['per_control_row']:.2f})"
+                for t in significant[:5]
+            )
+            or "none"
+        )
+    )
+    if "pairwise" in r:
+        p = r["pairwise"]
+        console.print(
+            f"  pairwise judge ({p['judge']}): accuracy {p['accuracy']:.3f} "
+            f"[{p['low']:.3f}, {p['high']:.3f}] over {p['pairs']} pairs (chance 0.5)"
+        )
+    seen = auc["low"] > 0.5 or ("pairwise" in r and r["pairwise"]["low"] > 0.5)
+    verdict = (
+        "the trait rows CAN be told apart from the control rows"
+        if seen
+        else "no test tells the trait rows from the control rows better than chance"
+    )
+    console.print(f"verdict: {verdict}; best classifier {auc['classifier']}")
+    console.print(f"wrote {out}/detect.json, detect.png")
+
+
 @audit_app.command("calibrate-judge")
 def audit_calibrate_judge(
     trait_rows: Annotated[Path, typer.Argument(help="Parquet of the trait teacher's rows.")],
