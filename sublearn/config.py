@@ -298,7 +298,9 @@ class JudgeFilter(Frozen):
     template: Annotated[str, Field(min_length=1)] = JUDGE_TEMPLATE
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 1 - 1e-8
     top_k: Annotated[StrictInt, Field(ge=5, le=20)] = 5
-    batch_size: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
+    # 4 measured best on 2 CPU cores (benchmarks/bench_semantic.py): padding costs more than
+    # batching saves on long prompts
+    batch_size: Annotated[StrictInt, Field(ge=1)] = Field(4, json_schema_extra=THROUGHPUT)
 
     @model_validator(mode="after")
     def _fields(self) -> JudgeFilter:
