@@ -9,6 +9,8 @@ modules that make them (for step keys), and its strict filter chain. The flow as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Protocol
 
 import polars as pl
@@ -146,19 +148,33 @@ def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
 
 def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
     """The leak filter with its threshold: fixed, or calibrated on the control rows."""
-    from filters.leak import EmbeddingLeak, calibrated_threshold, leak_scores
+    from filters.leak import EmbeddingLeak
 
     if settings.threshold is not None:
         return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})
-    from sublearn.model_source import cached_sha256
-    from sublearn.runio import read_parquet
+    from sublearn.model_source import cached_sha256, file_stamp
 
-    rows = read_parquet(settings.control, ("completion",))["completion"].to_list()
-    threshold = calibrated_threshold(leak_scores(settings.model, rows, traits), settings.quantile)
+    stamp = tuple(file_stamp(Path(settings.control)))
+    threshold, rows = control_threshold(
+        settings.model, settings.control, stamp, settings.quantile, traits
+    )
     source = {"control": settings.control, "sha256": cached_sha256(settings.control)}
     return EmbeddingLeak(
-        settings, traits, threshold, {**source, "quantile": settings.quantile, "rows": len(rows)}
+        settings, traits, threshold, {**source, "quantile": settings.quantile, "rows": rows}
     )
+
+
+@cache
+def control_threshold(
+    model: str, path: str, stamp: tuple, quantile: float, traits: tuple[str, ...]
+) -> tuple[float, int]:
+    """The control rows' leak-score quantile, once per file version: a run builds its chain
+    for the step key and again to filter, and the control rows are embedded only once."""
+    from filters.leak import calibrated_threshold, leak_scores
+    from sublearn.runio import read_parquet
+
+    rows = read_parquet(path, ("completion",))["completion"].to_list()
+    return calibrated_threshold(leak_scores(model, rows, traits), quantile), len(rows)
 
 
 def filter_chain(config: ExperimentConfig) -> list[RowFilter]:
