@@ -152,8 +152,11 @@ def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
 
     if settings.threshold is not None:
         return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})
+    from sublearn.errors import DataError
     from sublearn.model_source import cached_sha256, file_stamp
 
+    if not Path(settings.control).is_file():
+        raise DataError(f"{settings.control}: control rows not found (filters.leak.control)")
     stamp = tuple(file_stamp(Path(settings.control)))
     threshold, rows = control_threshold(
         settings.model, settings.control, stamp, settings.quantile, traits

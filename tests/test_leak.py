@@ -11,6 +11,7 @@ from filters.chain import run_chain
 from flows.kinds import filter_chain
 from generators.code_prompts import all_tasks
 from sublearn.config import ConfigError, parse_config
+from sublearn.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,8 @@ def test_leak_threshold_is_fixed_or_calibrated_never_both():
         config({})
     with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
         config({"control": "c.parquet", "threshold": 0.5})
+    with pytest.raises(DataError, match="nope.parquet: control rows not found"):
+        filter_chain(config({"control": "nope.parquet"}))
     fixed = filter_chain(config({"threshold": 0.99}))[-1]
     frame = pl.DataFrame({"completion": ["x = 1", "The owl hoots at night."]})
     assert run_chain(frame, [fixed]).stats["kept"] == 2
