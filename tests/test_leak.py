@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -54,8 +56,9 @@ def test_calibrated_leak_filter_catches_a_planted_leak_and_keeps_clean_rows(rows
 
 
 def test_leak_threshold_is_fixed_or_calibrated_never_both():
-    with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
-        config({})
+    assert config({}).filters.leak.control == "teacher"
+    with pytest.raises(DataError, match="filters.leak.control: 'teacher' needs a run"):
+        filter_chain(config({}))
     with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
         config({"control": "c.parquet", "threshold": 0.5})
     with pytest.raises(DataError, match="nope.parquet: control rows not found"):
@@ -64,3 +67,40 @@ def test_leak_threshold_is_fixed_or_calibrated_never_both():
     frame = pl.DataFrame({"completion": ["x = 1", "The owl hoots at night."]})
     assert run_chain(frame, [fixed]).stats["kept"] == 2
     assert fixed.params()["threshold"] == 0.99 and fixed.params()["model"] == "minilm"
+
+
+def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completions(
+    tiny_config_data, prefect_server
+):
+    """``control: teacher``: the run generates the control teacher's completions for the same
+    prompts; the control dataset then reuses that generation instead of repeating it."""
+    from flows.dataset import dataset_flow
+    from sublearn.runio import read_parquet
+
+    data = {**tiny_config_data, "name": "leak-flow", "filters": {"leak": {"quantile": 0.9}}}
+    owl = parse_config(data)
+    result = dataset_flow(owl)
+    run_dir = Path(result["run_dir"])
+    control_rows = read_parquet(run_dir / "leak_control.parquet", ("prompt", "completion"))
+    owl_rows = read_parquet(run_dir / "raw.parquet", ("prompt", "completion"))
+    assert control_rows["prompt"].to_list() == owl_rows["prompt"].to_list()
+    assert owl_rows["system_prompt"].str.contains("owl").all()
+    assert control_rows["system_prompt"].fill_null("").str.len_chars().max() == 0
+    assert control_rows["completion"].to_list() != owl_rows["completion"].to_list()
+    leak = next(f for f in result["stats"]["filters"] if f["filter"] == "leak")
+    assert leak["params"]["calibration"]["rows"] == control_rows.height
+    assert leak["params"]["calibration"]["control"] == str(run_dir / "leak_control.parquet")
+    generated = [s for s in result["steps"] if s["step"] == "generate"]
+    assert [(s["dataset"], s["status"]) for s in generated] == [
+        ("leak-flow", "ran"),
+        ("leak-flow-control", "ran"),
+    ]
+
+    no_trait = {**data, "name": "leak-flow-base", "teacher": {**data["teacher"], "trait": None}}
+    with pytest.raises(ConfigError, match="filters.leak: no trait to look for"):
+        parse_config(no_trait)
+    no_trait["dataset"] = {**data["dataset"], "trait_words": ["owl"]}
+    control = dataset_flow(parse_config(no_trait))
+    assert {s["status"] for s in control["steps"] if s["step"] == "generate"} == {"reused"}
+    rerun = dataset_flow(owl)
+    assert {s["status"] for s in rerun["steps"]} == {"reused"}
