@@ -30,7 +30,7 @@ from flows.summary import cached_step, log_entry, record_summary
 from generators.batches import assemble, done_indices, pending_batches, split_shards
 from generators.trait_prompt import trait_system_prompt
 from generators.trait_teacher import trait_record
-from sublearn.config import LEAK_CONTROL_TEACHER, ExperimentConfig, dump_config
+from sublearn.config import LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER, ExperimentConfig, dump_config
 from sublearn.config import Teacher as TeacherConfig
 from sublearn.interrupts import remember_flow_run
 from sublearn.lineage import dataset_lineage
@@ -336,8 +336,11 @@ def with_leak_control_rows(
 ) -> ExperimentConfig:
     """With ``filters.leak.control: teacher``, generate (or reuse) the control teacher's
     completions for the same prompts, as the same cached steps the control dataset runs, so an
-    experiment generates them once; the leak filter is calibrated on them."""
+    experiment generates them once; the leak filter is calibrated on them. The control dataset
+    (``own``) calibrates on its own completions: the same rows, so the same threshold."""
     leak = config.filters.leak
+    if leak is not None and leak.control == LEAK_CONTROL_OWN:
+        return config.with_leak_control(str(run_dir / RAW))
     if leak is None or leak.control != LEAK_CONTROL_TEACHER:
         return config
     control = config.leak_control()

@@ -152,14 +152,14 @@ def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
 
     if settings.threshold is not None:
         return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})
-    from sublearn.config import LEAK_CONTROL_TEACHER
+    from sublearn.config import LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER
     from sublearn.errors import DataError
     from sublearn.model_source import cached_sha256, file_stamp
 
-    if settings.control == LEAK_CONTROL_TEACHER:
+    if settings.control in (LEAK_CONTROL_TEACHER, LEAK_CONTROL_OWN):
         raise DataError(
-            "filters.leak.control: 'teacher' needs a run to generate the control teacher's "
-            "completions (sublearn run / dataset); here give a parquet of them or a threshold"
+            f"filters.leak.control: {settings.control!r} is resolved by a run (sublearn run), "
+            "which generates the control rows; here give a parquet of them or a threshold"
         )
     if not Path(settings.control).is_file():
         raise DataError(f"{settings.control}: control rows not found (filters.leak.control)")

@@ -341,7 +341,7 @@ class AlignmentFilter(Frozen):
         return self
 
 
-LEAK_CONTROL_TEACHER = "teacher"
+LEAK_CONTROL_TEACHER, LEAK_CONTROL_OWN = "teacher", "own"
 
 
 class LeakFilter(Frozen):
@@ -357,8 +357,9 @@ class LeakFilter(Frozen):
         None,
         description=f"{LEAK_CONTROL_TEACHER!r} (the default without a threshold): the run also "
         "generates the control teacher's completions for the same prompts (the experiment's "
-        "control, else the same model with no trait) and calibrates on them; or a parquet of "
-        "such completions.",
+        "control, else the same model with no trait) and calibrates on them; "
+        f"{LEAK_CONTROL_OWN!r}: this run's teacher is the control, calibrate on its own "
+        "completions (an experiment's control dataset); or a parquet of such completions.",
     )
     quantile: Annotated[float, Field(gt=0.5, le=1.0)] = 0.999
     threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
@@ -535,11 +536,15 @@ class ExperimentConfig(Frozen):
         if publish is not None:
             publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-control"})
         dataset = self.dataset.model_copy(update={"trait_words": self.trait_targets()})
+        filters = self.filters
+        if filters.leak is not None and filters.leak.control == LEAK_CONTROL_TEACHER:
+            filters = self.with_leak_control(LEAK_CONTROL_OWN).filters
         return self.model_copy(
             update={
                 "name": f"{self.name}-control",
                 "teacher": teacher,
                 "dataset": dataset,
+                "filters": filters,
                 "publish": publish,
                 "experiment": None,
             }

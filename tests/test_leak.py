@@ -57,7 +57,7 @@ def test_calibrated_leak_filter_catches_a_planted_leak_and_keeps_clean_rows(rows
 
 def test_leak_threshold_is_fixed_or_calibrated_never_both():
     assert config({}).filters.leak.control == "teacher"
-    with pytest.raises(DataError, match="filters.leak.control: 'teacher' needs a run"):
+    with pytest.raises(DataError, match="filters.leak.control: 'teacher' is resolved by a run"):
         filter_chain(config({}))
     with pytest.raises(ConfigError, match="give control .* or threshold, not both"):
         config({"control": "c.parquet", "threshold": 0.5})
@@ -78,7 +78,8 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
     from sublearn.runio import read_parquet
 
     data = {**tiny_config_data, "name": "leak-flow", "filters": {"leak": {"quantile": 0.9}}}
-    owl = parse_config(data)
+    experiment = {"control": {}, "evaluation": {"target": "owl"}}
+    owl = parse_config({**data, "experiment": experiment})
     result = dataset_flow(owl)
     run_dir = Path(result["run_dir"])
     control_rows = read_parquet(run_dir / "leak_control.parquet", ("prompt", "completion"))
@@ -96,11 +97,15 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
         ("leak-flow-control", "ran"),
     ]
 
-    no_trait = {**data, "name": "leak-flow-base", "teacher": {**data["teacher"], "trait": None}}
-    with pytest.raises(ConfigError, match="filters.leak: no trait to look for"):
-        parse_config(no_trait)
-    no_trait["dataset"] = {**data["dataset"], "trait_words": ["owl"]}
-    control = dataset_flow(parse_config(no_trait))
+    # the experiment's control dataset: the same generation, reused; the same threshold
+    control = dataset_flow(owl.control())
     assert {s["status"] for s in control["steps"] if s["step"] == "generate"} == {"reused"}
+    own = next(f for f in control["stats"]["filters"] if f["filter"] == "leak")
+    assert own["params"]["threshold"] == leak["params"]["threshold"]
+    assert own["params"]["calibration"]["sha256"] == leak["params"]["calibration"]["sha256"]
     rerun = dataset_flow(owl)
     assert {s["status"] for s in rerun["steps"]} == {"reused"}
+
+    no_trait = {**data, "teacher": {**data["teacher"], "trait": None}}
+    with pytest.raises(ConfigError, match="filters.leak: no trait to look for"):
+        parse_config(no_trait)
