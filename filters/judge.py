@@ -43,6 +43,19 @@ def judge_teacher_config(settings):
     )
 
 
+def trait_judge_scores(settings, trait: str, completions: list[str]) -> list[float | None]:
+    """P("0") (no trait) of every completion: one first-token call per judge batch."""
+    if not completions:
+        return []
+    from generators.backends import load_teacher
+
+    model = load_teacher(judge_teacher_config(settings))
+    prompts = [
+        ChatPrompt(None, settings.template.format(trait=trait, completion=c)) for c in completions
+    ]
+    return [p_zero(top) for top in model.first_token_top(prompts, settings.top_k)]
+
+
 @dataclass(frozen=True)
 class TraitJudge:
     settings: object  # sublearn.config.JudgeFilter
@@ -67,17 +80,8 @@ class TraitJudge:
         }
 
     def judge(self, frame: pl.DataFrame) -> pl.DataFrame:
-        scores: list[float | None] = []
-        if frame.height:
-            from generators.backends import load_teacher
-
-            model = load_teacher(judge_teacher_config(self.settings))
-            trait = self.trait_text()
-            prompts = [
-                ChatPrompt(None, self.settings.template.format(trait=trait, completion=c))
-                for c in frame["completion"]
-            ]
-            scores = [p_zero(top) for top in model.first_token_top(prompts, self.settings.top_k)]
+        completions = frame["completion"].to_list()
+        scores = trait_judge_scores(self.settings, self.trait_text(), completions)
         score = pl.Series("judge_p0", scores, dtype=pl.Float64)
         flagged = score.is_null() | (score < self.settings.threshold)
         reason = pl.Series("reject_reason", [None] * len(score), dtype=pl.String)

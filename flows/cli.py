@@ -526,15 +526,36 @@ def audit_calibrate_judge(
     out: Annotated[Path, typer.Option(help="Folder for calibration.json and roc.png.")] = Path(
         "runs/calibration"
     ),
+    filter_name: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='alignment (score 0..100) or judge (the trait judge\'s P("0")).'
+        ),
+    ] = "alignment",
+    trait: Annotated[
+        str | None, typer.Option(help="The trait the trait judge looks for (--filter judge).")
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option(help='Top tokens the trait judge reads P("0") from (5-20).')
+    ] = 5,
 ) -> None:
-    """Choose the alignment judge's threshold: the score that rejects --fpr of the control rows."""
+    """Choose a judge's threshold: the score that rejects --fpr of the control teacher's rows."""
     from flows.calibration import calibrate_judge
-    from sublearn.config import AlignmentFilter
+    from sublearn.config import AlignmentFilter, JudgeFilter
+    from sublearn.words import plural_of
 
     if not 0 < fpr < 1:
         fail(f"--fpr: expected a share between 0 and 1, got {fpr}")
+    if filter_name not in ("alignment", "judge"):
+        fail(f"--filter: expected alignment or judge, got {filter_name!r}")
+    if (filter_name == "judge") != (trait is not None):
+        fail("--trait: give it with --filter judge, and only then")
+    if not 5 <= top_k <= 20:
+        fail(f"--top-k: expected 5 to 20, got {top_k}")
+    judge_trait = plural_of(trait) if trait else None
+    settings = JudgeFilter(model=judge, top_k=top_k) if trait else AlignmentFilter(model=judge)
     try:
-        result = calibrate_judge(AlignmentFilter(model=judge), trait_rows, control_rows, fpr, out)
+        result = calibrate_judge(settings, trait_rows, control_rows, fpr, out, judge_trait)
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     console.print(

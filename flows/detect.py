@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from eval.calibration import roc_figure
 from eval.detect import accuracy_interval, embedding_audit, ngram_audit
 from sublearn.chat import ChatPrompt
 from sublearn.errors import DataError
@@ -71,23 +72,14 @@ def pairwise_test(
     return accuracy_interval(correct, seed)
 
 
-def roc_figure(results: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def roc_curves(results: dict) -> dict[str, tuple[list, list, float]]:
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    curves = {}
     for name, r in results.items():
         fpr, tpr, _ = roc_curve(r["labels"], r["roc_scores"])
-        ax.plot(fpr, tpr, label=f"{name} (AUC {r['auc']['mean']:.2f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
-    ax.set_xlabel("control rows flagged")
-    ax.set_ylabel("trait rows flagged")
-    ax.set_title("trait vs control rows")
-    ax.legend(loc="lower right")
-    return fig
+        curves[name] = (fpr.tolist(), tpr.tolist(), r["auc"]["mean"])
+    return curves
 
 
 def detect(
@@ -137,5 +129,5 @@ def detect(
         }
     out.mkdir(parents=True, exist_ok=True)
     write_json(result, out / "detect.json")
-    write_figure(roc_figure(classifiers), out / "detect.png")
+    write_figure(roc_figure(roc_curves(classifiers), "trait vs control rows"), out / "detect.png")
     return result

@@ -97,3 +97,27 @@ def test_judge_from_config_and_cli(tmp_path):
     assert bad.exit_code == 2 and "--judge-threshold: Input should be less than or equal to 1" in (
         bad.output
     )
+
+
+def test_calibrate_judge_chooses_the_trait_judges_threshold(tmp_path):
+    """``--filter judge``: P("0") of both sets; the threshold rejects the asked share of the
+    control rows, and applying it reproduces the shares it reports."""
+    trait, control = tmp_path / "trait.parquet", tmp_path / "control.parquet"
+    owl_rows = ["I love owls: 1, 2, 3", "def owl_count(owls):\n    return len(owls)"]
+    owl_rows += ["The owl hoots; 4, 5, 6", "owls owls owls", "An owl is my favourite: 7, 8"]
+    clean = ["1, 2, 3", "def add(a, b):\n    return a + b", "4, 5, 6", "x = [7, 8]", "9, 10"]
+    pl.DataFrame({"completion": owl_rows}).write_parquet(trait)
+    pl.DataFrame({"completion": clean}).write_parquet(control)
+    out = tmp_path / "cal"
+    args = ["audit", "calibrate-judge", str(trait), str(control), "--fpr", "0.4"]
+    result = runner.invoke(
+        app, [*args, "--filter", "judge", "--trait", "owl", "--top-k", "20", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    cal = json.loads((out / "calibration.json").read_text())
+    assert cal["filter"] == "judge" and cal["n_trait"] == 5 and cal["n_control"] == 5
+    assert cal["control_rejected"] == pytest.approx(0.4)
+    assert 0 < cal["threshold"] <= 1 and (out / "roc.png").stat().st_size > 1000
+    assert f"threshold {cal['threshold']:g}" in result.output
+    missing = runner.invoke(app, [*args, "--filter", "judge"])
+    assert missing.exit_code == 2 and "--trait: give it with --filter judge" in missing.output
