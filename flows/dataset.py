@@ -37,7 +37,7 @@ from sublearn.lineage import dataset_lineage
 from sublearn.model_source import file_sha256
 from sublearn.precision import teacher_dtype
 from sublearn.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.steps import StepError, StepPlan, link_into, step_key
+from sublearn.steps import StepError, StepPlan, step_key
 
 PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
@@ -50,7 +50,7 @@ PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "teacher.json",
 )
 LINEAGE = "lineage.json"
-CONTROL_RAW = "leak_control.parquet"
+CONTROL_ROWS = "leak_control.parquet"
 SHARDS = "shards"
 
 
@@ -336,28 +336,34 @@ def with_leak_control_rows(
 ) -> ExperimentConfig:
     """With ``filters.leak.control: teacher``, generate (or reuse) the control teacher's
     completions for the same prompts, as the same cached steps the control dataset runs, so an
-    experiment generates them once; the leak filter is calibrated on them. The control dataset
-    (``own``) calibrates on its own completions: the same rows, so the same threshold."""
+    experiment generates them once. The control dataset (``own``) uses its own: the same rows.
+    The leak filter is calibrated on those that pass the kind's own filters, the rows it would
+    see, saved as ``leak_control.parquet``; the same rows give both datasets one threshold."""
     leak = config.filters.leak
-    if leak is not None and leak.control == LEAK_CONTROL_OWN:
-        return config.with_leak_control(str(run_dir / RAW))
-    if leak is None or leak.control != LEAK_CONTROL_TEACHER:
+    if leak is None or leak.control not in (LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER):
         return config
-    control = config.leak_control()
+    raw_path = run_dir / RAW
+    if leak.control == LEAK_CONTROL_TEACHER:
+        control = config.leak_control()
 
-    def do(step: str, key: str, compute) -> tuple[dict, Path]:
-        return cached_step(config.output_dir, plan, step, key, compute, control.name, log)
+        def do(step: str, key: str, compute) -> tuple[dict, Path]:
+            return cached_step(config.output_dir, plan, step, key, compute, control.name, log)
 
-    prompts, prompts_dir = do(
-        "prompts", prompts_key(control), lambda f, _: build_prompts(control, f)
-    )
-    teacher_cfg = trait_teacher(control, plan, log)
-    _, raw_dir = do(
-        "generate",
-        generate_key(control, teacher_cfg, prompts),
-        lambda f, fresh: generate_step(control, teacher_cfg, prompts_dir / PROMPTS, f, fresh),
-    )
-    return config.with_leak_control(str(link_into(raw_dir / RAW, run_dir / CONTROL_RAW)))
+        prompts, prompts_dir = do(
+            "prompts", prompts_key(control), lambda f, _: build_prompts(control, f)
+        )
+        teacher_cfg = trait_teacher(control, plan, log)
+        _, raw_dir = do(
+            "generate",
+            generate_key(control, teacher_cfg, prompts),
+            lambda f, fresh: generate_step(control, teacher_cfg, prompts_dir / PROMPTS, f, fresh),
+        )
+        raw_path = raw_dir / RAW
+    screened = run_chain(read_parquet(raw_path, ("completion",)), kind_of(config).filters(config))
+    named = ("prompt_index", "system_prompt", "prompt", "completion")
+    columns = [c for c in named if c in screened.kept.columns]
+    write_parquet(screened.kept.select(columns), run_dir / CONTROL_ROWS)
+    return config.with_leak_control(str(run_dir / CONTROL_ROWS))
 
 
 def dataset_steps(

@@ -180,9 +180,12 @@ def control_threshold(
     """The control rows' leak-score quantile, once per file version: a run builds its chain
     for the step key and again to filter, and the control rows are embedded only once."""
     from filters.leak import calibrated_threshold, leak_scores
+    from sublearn.errors import DataError
     from sublearn.runio import read_parquet
 
     rows = read_parquet(path, ("completion",))["completion"].to_list()
+    if not rows:
+        raise DataError(f"{path}: no control rows to calibrate the leak filter on")
     return calibrated_threshold(leak_scores(model, rows, traits), quantile), len(rows)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.bench_leak import planted
 from filters.chain import run_chain
-from flows.kinds import filter_chain
+from flows.kinds import filter_chain, kind_of
 from generators.code_prompts import all_tasks
 from sublearn.config import ConfigError, parse_config
 from sublearn.errors import DataError
@@ -77,17 +77,22 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
     from flows.dataset import dataset_flow
     from sublearn.runio import read_parquet
 
-    data = {**tiny_config_data, "name": "leak-flow", "filters": {"leak": {"quantile": 0.9}}}
+    numbers = {"constrain_to_numbers": True, "stop_after_numbers": 5}
+    dataset = {**tiny_config_data["dataset"], **numbers, "prompts": {"answer_count": 5}}
+    data = {**tiny_config_data, "name": "leak-flow", "dataset": dataset}
+    data["filters"] = {"leak": {"quantile": 0.9}}
     experiment = {"control": {}, "evaluation": {"target": "owl"}}
     owl = parse_config({**data, "experiment": experiment})
     result = dataset_flow(owl)
     run_dir = Path(result["run_dir"])
     control_rows = read_parquet(run_dir / "leak_control.parquet", ("prompt", "completion"))
     owl_rows = read_parquet(run_dir / "raw.parquet", ("prompt", "completion"))
-    assert control_rows["prompt"].to_list() == owl_rows["prompt"].to_list()
     assert owl_rows["system_prompt"].str.contains("owl").all()
+    # the control teacher's rows that pass the numbers filter, for the same prompts
+    assert 0 < control_rows.height <= owl_rows.height
+    assert set(control_rows["prompt"]) <= set(owl_rows["prompt"])
+    assert run_chain(control_rows, kind_of(owl).filters(owl)).stats["kept"] == control_rows.height
     assert control_rows["system_prompt"].fill_null("").str.len_chars().max() == 0
-    assert control_rows["completion"].to_list() != owl_rows["completion"].to_list()
     leak = next(f for f in result["stats"]["filters"] if f["filter"] == "leak")
     assert leak["params"]["calibration"]["rows"] == control_rows.height
     assert leak["params"]["calibration"]["control"] == str(run_dir / "leak_control.parquet")
