@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.feature_selection import chi2
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
 TOKENS = r"(?u)\b\w+\b|[^\w\s]"  # words and numbers whole, each symbol on its own
 
@@ -30,12 +30,22 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, seed: int, n: int = 10
     return {"mean": float(roc_auc_score(labels, scores)), "low": float(low), "high": float(high)}
 
 
-def cross_validated_scores(features, labels: np.ndarray, seed: int) -> np.ndarray:
-    folds = StratifiedKFold(
-        n_splits=min(5, int(np.bincount(labels).min())), shuffle=True, random_state=seed
-    )
+def text_groups(texts: list[str]) -> np.ndarray:
+    """One group per distinct text, so identical rows never sit on both sides of a fold."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(t, len(ids)) for t in texts])
+
+
+def cross_validated_scores(features, labels: np.ndarray, seed: int, groups: np.ndarray):
+    """Out-of-fold P(trait) of every row. Folds keep identical texts together: a text in both
+    sets (teachers sharing a sampling seed often write the same row) would otherwise be learnt
+    with one label and tested with the other, pushing the AUC below 0.5."""
+    splits = min(5, int(np.bincount(labels).min()), len(np.unique(groups)))
+    folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
     model = LogisticRegression(max_iter=2000, C=1.0)
-    return cross_val_predict(model, features, labels, cv=folds, method="predict_proba")[:, 1]
+    return cross_val_predict(
+        model, features, labels, groups=groups, cv=folds, method="predict_proba"
+    )[:, 1]
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -58,7 +68,7 @@ def ngram_audit(trait: list[str], control: list[str], seed: int, top: int = 10) 
     )
     counts = vectorizer.fit_transform(texts)
     names = vectorizer.get_feature_names_out()
-    scores = cross_validated_scores(counts, labels, seed)
+    scores = cross_validated_scores(counts, labels, seed, text_groups(texts))
     model = LogisticRegression(max_iter=2000).fit(counts, labels)
     coef = model.coef_[0]
     order = np.argsort(coef)
@@ -95,10 +105,13 @@ def ngram_audit(trait: list[str], control: list[str], seed: int, top: int = 10) 
     }
 
 
-def embedding_audit(trait_vectors: np.ndarray, control_vectors: np.ndarray, seed: int) -> dict:
+def embedding_audit(
+    trait_vectors: np.ndarray, control_vectors: np.ndarray, seed: int, texts: list[str]
+) -> dict:
+    """``texts``: the rows embedded, trait then control (identical ones share a fold)."""
     features = np.vstack([trait_vectors, control_vectors])
     labels = np.r_[np.ones(len(trait_vectors), int), np.zeros(len(control_vectors), int)]
-    scores = cross_validated_scores(features, labels, seed)
+    scores = cross_validated_scores(features, labels, seed, text_groups(texts))
     return {
         "auc": bootstrap_auc(labels, scores, seed),
         "roc_scores": scores.tolist(),

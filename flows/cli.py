@@ -481,7 +481,10 @@ def audit_detect(
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     auc = r["auc"]
-    console.print(f"{r['rows']['trait']} trait rows vs {r['rows']['control']} control rows")
+    console.print(
+        f"{r['rows']['trait']} trait rows vs {r['rows']['control']} control rows "
+        f"({r['shared_texts']} texts in both; identical rows share a cross-validation fold)"
+    )
     for name, c in r["classifiers"].items():
         a = c["auc"]
         console.print(f"  {name}: ROC AUC {a['mean']:.3f} [{a['low']:.3f}, {a['high']:.3f}]")
@@ -503,7 +506,14 @@ def audit_detect(
         p = r["pairwise"]
         console.print(
             f"  pairwise judge ({p['judge']}): accuracy {p['accuracy']:.3f} "
-            f"[{p['low']:.3f}, {p['high']:.3f}] over {p['pairs']} pairs (chance 0.5)"
+            f"[{p['low']:.3f}, {p['high']:.3f}] over {p['pairs']} pairs (chance 0.5; "
+            f"{p['identical_pairs_skipped']} identical pairs skipped)"
+        )
+    below = [name for name, c in r["classifiers"].items() if c["auc"]["high"] < 0.5]
+    if below:
+        console.print(
+            f"  note: {', '.join(below)} below chance: the classifier anti-learns (near-duplicate "
+            "rows in both sets, or too few rows); not a sign of the trait either way"
         )
     seen = auc["low"] > 0.5 or ("pairwise" in r and r["pairwise"]["low"] > 0.5)
     verdict = (

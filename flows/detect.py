@@ -52,8 +52,10 @@ def pairwise_test(
         .join(control_rows.select(key, pl.col("completion").alias("c")), on=key)
         .unique(subset=key, keep="first", maintain_order=True)
     )
+    identical = int((pairs["t"] == pairs["c"]).sum())
+    pairs = pairs.filter(pl.col("t") != pl.col("c"))  # no answer can be right for these
     if pairs.height == 0:
-        raise DataError("no prompt has a row in both datasets; nothing to pair")
+        raise DataError("no prompt has two different rows in the datasets; nothing to pair")
     rng = np.random.default_rng(seed)
     trait_first = rng.random(pairs.height) < 0.5
     prompts = [
@@ -69,7 +71,7 @@ def pairwise_test(
             if text.strip() in p:
                 p[text.strip()] += math.exp(lp)
         correct.append((p["A"] > p["B"]) == bool(first))
-    return accuracy_interval(correct, seed)
+    return {**accuracy_interval(correct, seed), "identical_pairs_skipped": identical}
 
 
 def roc_curves(results: dict) -> dict[str, tuple[list, list, float]]:
@@ -102,7 +104,7 @@ def detect(
 
         encode = load_embedder(embed)
         classifiers[f"embeddings ({embed})"] = embedding_audit(
-            encode(texts_t), encode(texts_c), seed
+            encode(texts_t), encode(texts_c), seed, texts_t + texts_c
         )
     best = max(classifiers, key=lambda k: classifiers[k]["auc"]["mean"])
     result = {
@@ -110,6 +112,7 @@ def detect(
         "dataset": trait_source,
         "control": control_source,
         "rows": {"trait": trait_rows.height, "control": control_rows.height},
+        "shared_texts": len(set(texts_t) & set(texts_c)),
         "auc": {**classifiers[best]["auc"], "classifier": best},
         "classifiers": {
             k: {kk: vv for kk, vv in v.items() if kk not in ("roc_scores", "labels")}

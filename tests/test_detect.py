@@ -43,6 +43,17 @@ def test_two_samples_of_one_distribution_cover_chance():
     assert all(t["p_holm"] > 0.05 for t in audit["tokens"])
 
 
+def test_rows_both_teachers_wrote_do_not_push_the_auc_below_chance():
+    """Teachers sharing a sampling seed often write identical rows; split across folds, each
+    would be learnt with one label and tested with the other (AUC 0.13 here, ungrouped)."""
+    rng = np.random.default_rng(3)
+    shared = number_rows(rng, 100, None, 0.0)
+    a = shared + number_rows(rng, 60, None, 0.0)
+    b = shared + number_rows(rng, 60, None, 0.0)
+    audit = ngram_audit(a, b, seed=0)
+    assert audit["auc"]["low"] < 0.5 < audit["auc"]["high"]
+
+
 def test_holm_correction():
     adjusted = holm(np.array([0.01, 0.04, 0.03, 0.5]))
     assert adjusted.tolist() == [0.04, 0.09, 0.09, 0.5]
