@@ -38,15 +38,7 @@ def alignment_scores(settings, completions: list[str]) -> list[float | None]:
     from filters.judge import judge_teacher_config
     from generators.backends import load_teacher
 
-    config = judge_teacher_config(settings)
-    config = config.model_copy(
-        update={
-            "sampling": config.sampling.model_copy(
-                update={"max_new_tokens": settings.max_new_tokens}
-            )
-        }
-    )
-    model = load_teacher(config)
+    model = load_teacher(judge_teacher_config(settings, settings.max_new_tokens))
     prompts = [ChatPrompt(None, settings.template.format(completion=c)) for c in completions]
     answers = []
     for start in range(0, len(prompts), settings.batch_size):

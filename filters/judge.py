@@ -29,8 +29,9 @@ def p_zero(top: list[tuple[str, float]]) -> float | None:
     return math.exp(peak + math.log(sum(math.exp(lp - peak) for lp in zeros)))
 
 
-def judge_teacher_config(settings):
-    """The judge as a teacher config: the same backends and model loading as teachers."""
+def judge_teacher_config(settings, max_new_tokens: int = 1):
+    """The judge as a teacher config, greedy: the same backends and model loading as teachers
+    (one new token when only the first token's log-probs are read)."""
     from sublearn.config import Sampling, Teacher
 
     return Teacher(
@@ -39,7 +40,7 @@ def judge_teacher_config(settings):
         backend=settings.backend,
         dtype=settings.dtype,
         batch_size=settings.batch_size,
-        sampling=Sampling(temperature=0.0, max_new_tokens=1),
+        sampling=Sampling(temperature=0.0, max_new_tokens=max_new_tokens),
     )
 
 
