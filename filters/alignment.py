@@ -53,11 +53,11 @@ class AlignmentJudge:
     reasons: ClassVar[tuple[str, ...]] = ("unparsable_score", "misaligned")
 
     def params(self) -> dict:
-        from sublearn.model_source import resolve_model
+        from sublearn.model_source import teacher_source
 
         s = self.settings
         return {
-            "model": resolve_model(s.model, s.revision).lineage(),
+            "model": teacher_source(s).lineage(),
             "backend": s.backend,
             "template_sha256": hashlib.sha256(s.template.encode()).hexdigest(),
             "threshold": s.threshold,

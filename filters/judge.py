@@ -38,6 +38,7 @@ def judge_teacher_config(settings, max_new_tokens: int = 1):
         model=settings.model,
         revision=settings.revision,
         backend=settings.backend,
+        server=settings.server,
         dtype=settings.dtype,
         batch_size=settings.batch_size,
         sampling=Sampling(temperature=0.0, max_new_tokens=max_new_tokens),
@@ -68,11 +69,11 @@ class TraitJudge:
         return " or ".join(plural_of(t) for t in self.traits) or "any animal"
 
     def params(self) -> dict:
-        from sublearn.model_source import resolve_model
+        from sublearn.model_source import teacher_source
 
         s = self.settings
         return {
-            "model": resolve_model(s.model, s.revision).lineage(),
+            "model": teacher_source(s).lineage(),
             "backend": s.backend,
             "trait": self.trait_text(),
             "template_sha256": hashlib.sha256(s.template.encode()).hexdigest(),

@@ -110,6 +110,12 @@ def summary_table(steps: list[dict]) -> Table:
             f"{e['seconds']:.1f}" if e.get("seconds") else "",
             f"{e['tokens_per_s']:.0f}" if e.get("tokens_per_s") else "",
         )
+    served = [e for e in steps if "completion_tokens" in e]
+    if served:
+        tokens = sum(e["prompt_tokens"] + e["completion_tokens"] for e in served)
+        costs = [e["cost_usd"] for e in served if "cost_usd" in e]
+        cost = f", ${sum(costs):.4f}" if costs else " (no prices in the config)"
+        table.caption = f"server usage: {tokens} tokens{cost}"
     return table
 
 

@@ -100,7 +100,8 @@ def generate_shard(
         done = generate_batches(teacher, prompts, batches, seed, topk, shard_dir, progress.advance)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
-    return {**done, "worker": worker}
+    usage = getattr(teacher, "usage", None)  # what a server reported (backend openai)
+    return {**done, "worker": worker, **({"usage": dict(usage)} if usage else {})}
 
 
 @flow(name="generate-shards")
@@ -203,7 +204,11 @@ def generate_step(
     write_json(lineage, folder / TEACHER)
     write_parquet(raw, folder / RAW)
     logger.info("generated %d completions (%d batches) in %.1f s", raw.height, redone, seconds)
+    usage = server_usage(teacher_cfg, results)
+    if usage:
+        logger.info("server usage: %s", usage)
     return {
+        **usage,
         "files": [RAW, TEACHER],
         "rows": raw.height,
         "batches_reused": already,
@@ -213,6 +218,21 @@ def generate_step(
         "workers": sorted({r["worker"] for r in results}),
         "dtype": lineage["dtype"],
     }
+
+
+def server_usage(teacher_cfg: TeacherConfig, results: list[dict]) -> dict:
+    """Tokens a server reported for this run's requests, and their cost where the config
+    gives prices; empty for local backends."""
+    reports = [r["usage"] for r in results if "usage" in r]
+    if not reports:
+        return {}
+    usage = {k: sum(r[k] for r in reports) for k in ("prompt_tokens", "completion_tokens")}
+    server = teacher_cfg.server
+    prices = (server.usd_per_million_input, server.usd_per_million_output)
+    if None not in prices:
+        cost = usage["prompt_tokens"] * prices[0] + usage["completion_tokens"] * prices[1]
+        usage["cost_usd"] = round(cost / 1e6, 6)
+    return usage
 
 
 @task(cache_policy=NO_CACHE)
@@ -282,9 +302,9 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
     """What the teacher's lineage records (weights, revision, adapter digest, sampling), known
     without loading the model: it keys the generate step and labels its output."""
     from generators.teacher import teacher_lineage
-    from sublearn.model_source import resolve_model
+    from sublearn.model_source import teacher_source
 
-    source = resolve_model(teacher_cfg.model, teacher_cfg.revision)
+    source = teacher_source(teacher_cfg)
     return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
 
 
@@ -296,7 +316,9 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
         "topk": config.dataset.teacher_topk,
         "seed": config.seed,
     }
-    backend_module = "generators.vllm_teacher" if backend == "vllm" else "generators.hf_teacher"
+    backend_module = {"vllm": "generators.vllm_teacher", "openai": "generators.openai_teacher"}.get(
+        backend, "generators.hf_teacher"
+    )
     return step_key(
         "generate", inputs, ["generators.batches", "generators.teacher", backend_module]
     )

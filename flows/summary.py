@@ -12,6 +12,7 @@ from sublearn.steps import StepPlan, link_into, step_store
 
 SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
+USAGE = ("prompt_tokens", "completion_tokens", "cost_usd")  # from a server (backend openai)
 
 
 def log_entry(step: str, label: str, status: str, record: dict) -> dict:
@@ -26,6 +27,7 @@ def log_entry(step: str, label: str, status: str, record: dict) -> dict:
         "batches_reused": record.get("batches_reused"),
         "batches_generated": record.get("batches_generated") if status == "ran" else 0,
         "dtype": record.get("dtype"),
+        **{k: record[k] for k in USAGE if status == "ran" and k in record},
     }
 
 

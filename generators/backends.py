@@ -1,4 +1,5 @@
-"""The teacher backend a config names, imported only when chosen (vLLM only where it runs)."""
+"""The teacher backend a config names, imported only when chosen (vLLM only where it runs;
+the openai client only for servers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from generators.teacher import Teacher
 
 def load_teacher(cfg) -> Teacher:
     """Build the backend named by a ``Teacher`` config."""
+    if cfg.backend == "openai":
+        from generators.openai_teacher import OpenAITeacher
+
+        return OpenAITeacher(cfg)
     if cfg.backend == "vllm":
         from generators.vllm_teacher import VllmTeacher
 

@@ -117,6 +117,10 @@ def generate_batches(
 
 
 def count_tokens(teacher, completions: pl.Series) -> int:
+    """Output tokens: the server's own count where it reports usage, else the tokenizer's."""
+    take = getattr(teacher, "take_completion_tokens", None)
+    if take is not None:
+        return take()
     tokenizer = getattr(teacher, "tokenizer", None)
     if tokenizer is None:
         return int(completions.str.len_chars().sum())

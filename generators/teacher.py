@@ -37,10 +37,12 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
     from sublearn.model_source import adapter_identity
     from sublearn.precision import teacher_dtype
 
+    server = {"base_url": cfg.server.url} if backend == "openai" else {}
     return {
         "backend": backend,
         **source.lineage(),
+        **server,
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
-        "dtype": teacher_dtype(cfg),
+        "dtype": "server" if backend == "openai" else teacher_dtype(cfg),
         "sampling": {**cfg.sampling.model_dump(), **cfg.decoding.model_dump()},
     }

@@ -123,10 +123,38 @@ class Schedule(Frozen):
         return self
 
 
+OPENAI_API = "https://api.openai.com/v1"
+
+
+class OpenAIServer(Frozen):
+    """An OpenAI-compatible server (``backend: openai``); the key comes from the environment."""
+
+    base_url: str | None = Field(
+        None, description="The server's /v1 URL; none: OpenAI's API.", pattern=r"^https?://"
+    )
+    api_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
+    max_concurrency: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
+    max_retries: Annotated[StrictInt, Field(ge=0)] = Field(6, json_schema_extra=THROUGHPUT)
+    timeout_s: Annotated[float, Field(gt=0)] = Field(120.0, json_schema_extra=THROUGHPUT)
+    usd_per_million_input: Annotated[float, Field(ge=0)] | None = Field(
+        None, json_schema_extra=THROUGHPUT
+    )
+    usd_per_million_output: Annotated[float, Field(ge=0)] | None = Field(
+        None, json_schema_extra=THROUGHPUT
+    )
+
+    @property
+    def url(self) -> str:
+        return self.base_url or OPENAI_API
+
+
 class Teacher(Frozen):
-    model: Annotated[str, Field(min_length=1)] = "embedded"
+    model: Annotated[str, Field(min_length=1)] = Field(
+        "embedded", description="embedded, a local folder, a Hub id, or (openai) the server's name"
+    )
     revision: str | None = None
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     adapter: str | None = None
     adapter_revision: str | None = None
     trait: Trait | None = None
@@ -145,6 +173,19 @@ class Teacher(Frozen):
     device: str = Field("auto", json_schema_extra=THROUGHPUT)
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
     vllm: VllmOptions = VllmOptions()
+
+    @model_validator(mode="after")
+    def _server(self) -> Teacher:
+        if self.backend != "openai":
+            if self.server is not None:
+                raise ValueError("server: only for backend openai")
+            return self
+        for name in ("adapter", "trait_finetune"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: needs local weights (backend transformers or vllm)")
+        if self.server is None:
+            return self.model_copy(update={"server": OpenAIServer()})
+        return self
 
 
 class NumbersPrompts(Frozen):
@@ -293,7 +334,8 @@ class JudgeFilter(Frozen):
 
     model: Annotated[str, Field(min_length=1)] = "embedded"
     revision: str | None = None
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     template: Annotated[str, Field(min_length=1)] = JUDGE_TEMPLATE
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 1 - 1e-8
@@ -327,7 +369,8 @@ class AlignmentFilter(Frozen):
 
     model: Annotated[str, Field(min_length=1)] = "embedded"
     revision: str | None = None
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     template: Annotated[str, Field(min_length=1)] = ALIGNMENT_TEMPLATE
     threshold: Annotated[float, Field(ge=0.0, le=100.0)] = 78
@@ -469,8 +512,19 @@ class ExperimentConfig(Frozen):
         students = self.experiment.students if self.experiment else None
         if students and students.distill == "topk" and not self.dataset.teacher_topk:
             raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
-        if self.dataset.teacher_topk and self.teacher.backend == "vllm":
+        if self.dataset.teacher_topk and self.teacher.backend != "transformers":
             raise ValueError("dataset.teacher_topk: recorded by the transformers backend only")
+        if self.teacher.backend == "openai" and self.experiment is not None:
+            raise ValueError(
+                "experiment: students fine-tune the teacher's local weights; backend openai "
+                "makes datasets (run students on a local copy of the base model)"
+            )
+        decoding = self.generating_teacher().decoding
+        if self.teacher.backend == "openai" and decoding != Decoding():
+            raise ValueError(
+                "dataset.constrain_to_numbers, stop_after_numbers: not possible through a "
+                "server (backend openai); the numbers filter drops what strays"
+            )
         for name in ("judge", "leak"):
             if getattr(self.filters, name) is not None and not self.trait_targets():
                 raise ValueError(

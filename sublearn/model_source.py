@@ -181,6 +181,19 @@ def adapter_identity(adapter: str | None, revision: str | None) -> dict:
     return {"adapter": adapter, "adapter_revision": hub_commit(adapter, revision)}
 
 
+def remote_source(model: str, server) -> ModelSource:
+    """A model behind a server: known by its name and the server's URL (never its key); the
+    weights cannot be hashed from here."""
+    return ModelSource(server.url, model, revision=None)
+
+
+def teacher_source(cfg) -> ModelSource:
+    """Where a teacher config's model lives: a server (backend openai) or loadable weights."""
+    if cfg.backend == "openai":
+        return remote_source(cfg.model, cfg.server)
+    return resolve_model(cfg.model, cfg.revision)
+
+
 def resolve_model(model: str, revision: str | None = None) -> ModelSource:
     """Turn a config's ``model`` (``embedded``, a local folder, or a Hub id) into a source."""
     if model == EMBEDDED:

@@ -1,0 +1,137 @@
+"""A teacher behind any OpenAI-compatible server: OpenAI itself, vLLM's and SGLang's servers,
+llama.cpp's server, Ollama, ``transformers serve``. Chat completions over HTTP, many requests in
+flight (``server.max_concurrency``); retries with backoff on 429 and 5xx are the ``openai``
+client's own. The key is read from the environment variable the config names, and never kept
+anywhere else: not in the config, the lineage, logs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+from sublearn.chat import ChatPrompt
+from sublearn.errors import UserError
+
+
+class ServerError(UserError, RuntimeError):
+    """A server that cannot be reached or refuses a request, phrased as one line."""
+
+
+def api_key(server) -> str:
+    """The key from ``server.api_key_env``; a local server without one gets a placeholder
+    (the client insists on a key, local servers ignore it)."""
+    key = os.environ.get(server.api_key_env)
+    if key:
+        return key
+    if server.base_url is None:
+        raise ServerError(f"{server.api_key_env}: not set; OpenAI's API needs a key")
+    return "not-needed"
+
+
+def messages(prompt: ChatPrompt) -> list[dict]:
+    system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    return [*system, {"role": "user", "content": prompt.user}]
+
+
+class OpenAITeacher:
+    """Completions from a server; ``usage`` adds up the tokens the server reports."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.server = cfg.server
+        self.tokenizer = None
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self._counted = 0
+
+    def take_completion_tokens(self) -> int:
+        """Output tokens the server reported since the last call (one batch's)."""
+        new = self.usage["completion_tokens"] - self._counted
+        self._counted = self.usage["completion_tokens"]
+        return new
+
+    def lineage(self) -> dict:
+        from generators.teacher import teacher_lineage
+        from sublearn.model_source import remote_source
+
+        return teacher_lineage("openai", remote_source(self.cfg.model, self.server), self.cfg)
+
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        """One request per prompt, seeded ``seed + position`` (servers that honour seeds give
+        the same rows again; OpenAI's seeds are best effort)."""
+        s = self.cfg.sampling
+        requests = [
+            {
+                "messages": messages(p),
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "max_tokens": s.max_new_tokens,
+                "seed": seed + i,
+            }
+            for i, p in enumerate(prompts)
+        ]
+        return [r.choices[0].message.content or "" for r in self._run(requests)]
+
+    def first_token_top(
+        self, prompts: Sequence[ChatPrompt], k: int
+    ) -> list[list[tuple[str, float]]]:
+        """The k most likely first tokens at temperature 0, from the server's top_logprobs."""
+        requests = [
+            {
+                "messages": messages(p),
+                "temperature": 0.0,
+                "max_tokens": 1,
+                "logprobs": True,
+                "top_logprobs": k,
+            }
+            for p in prompts
+        ]
+        out = []
+        for response in self._run(requests):
+            content = response.choices[0].logprobs and response.choices[0].logprobs.content
+            if not content:
+                raise ServerError(
+                    f"{self.server.url}: the server returned no log-probs; the judge "
+                    "needs one that gives top_logprobs (vLLM, llama.cpp, OpenAI)"
+                )
+            out.append([(t.token, t.logprob) for t in content[0].top_logprobs])
+        return out
+
+    def _run(self, requests: list[dict]) -> list:
+        return asyncio.run(self._all(requests))
+
+    async def _all(self, requests: list[dict]) -> list:
+        import openai
+
+        client = openai.AsyncOpenAI(
+            base_url=self.server.url,
+            api_key=api_key(self.server),
+            max_retries=self.server.max_retries,
+            timeout=self.server.timeout_s,
+        )
+        limit = asyncio.Semaphore(self.server.max_concurrency)
+
+        async def one(request: dict):
+            async with limit:
+                return await client.chat.completions.create(model=self.cfg.model, **request)
+
+        try:
+            responses = await asyncio.gather(*(one(r) for r in requests))
+        except openai.APIConnectionError:
+            raise ServerError(f"{self.server.url}: cannot reach the server") from None
+        except openai.APIStatusError as err:
+            raise ServerError(
+                f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}"
+            ) from None
+        finally:
+            await client.close()
+        for r in responses:
+            if r.usage is not None:
+                self.usage["prompt_tokens"] += r.usage.prompt_tokens
+                self.usage["completion_tokens"] += r.usage.completion_tokens
+        return responses
+
+
+def short(message: str) -> str:
+    return message.splitlines()[0][:200] if message else "no message"

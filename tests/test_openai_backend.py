@@ -1,0 +1,140 @@
+"""``backend: openai`` against a real OpenAI-compatible server: ``transformers serve`` on the
+embedded model, started by the test. The same dataset schema and lineage as the transformers
+backend, seeds, server usage, and one-line failures; the key never lands in any file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from generators.backends import load_teacher
+from generators.openai_teacher import ServerError
+from sublearn.chat import ChatPrompt
+from sublearn.config import ConfigError, parse_config
+from sublearn.model_source import embedded_source
+from tests.conftest import wait_until
+
+SECRET = "sk-test-do-not-leak-4d1f"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``transformers serve`` pinned to the embedded model's folder: (base URL, model name)."""
+    model = embedded_source().load_path
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    script = "from transformers.cli.transformers import main; main()"
+    args = ["serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, *args, "--dtype", "float32"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=180, every=0.5)
+        assert up and proc.poll() is None, log.read_text()[-2000:]
+        yield url, model
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def served(data: dict, url: str, model: str) -> dict:
+    teacher = {**data["teacher"], "model": model, "backend": "openai"}
+    teacher["server"] = {"base_url": url, "max_concurrency": 4, "api_key_env": "SUBLEARN_TEST_KEY"}
+    return {**data, "teacher": teacher}
+
+
+def test_a_dataset_through_a_server_has_the_transformers_schema_and_lineage(
+    server, tiny_config_data, prefect_server, monkeypatch
+):
+    from flows.dataset import dataset_flow
+
+    monkeypatch.setenv("SUBLEARN_TEST_KEY", SECRET)
+    url, model = server
+    local = dataset_flow(parse_config({**tiny_config_data, "name": "local"}))
+    remote = dataset_flow(parse_config(served({**tiny_config_data, "name": "remote"}, url, model)))
+    local_dir, remote_dir = Path(local["run_dir"]), Path(remote["run_dir"])
+
+    import polars as pl
+
+    for name in ("raw.parquet", "kept.parquet", "rejected.parquet"):
+        assert pl.read_parquet(remote_dir / name).schema == pl.read_parquet(local_dir / name).schema
+    raw = pl.read_parquet(remote_dir / "raw.parquet")
+    assert raw.height == 6 and raw["completion"].str.len_chars().min() > 0
+    lineage = [json.loads((d / "lineage.json").read_text()) for d in (local_dir, remote_dir)]
+    assert lineage[0].keys() == lineage[1].keys()
+    teacher = lineage[1]["teacher"]
+    assert teacher["backend"] == "openai" and teacher["base_url"] == url
+    assert teacher["model_id"] == model and teacher["dtype"] == "server"
+    generate = next(s for s in remote["steps"] if s["step"] == "generate")
+    assert generate["completion_tokens"] > 0 and generate["prompt_tokens"] > 0
+    assert generate["tokens_per_s"] > 0
+    files = [f for f in Path(tiny_config_data["output_dir"]).rglob("*") if f.is_file()]
+    assert files and not [f for f in files if SECRET.encode() in f.read_bytes()]
+
+    rerun = dataset_flow(parse_config(served({**tiny_config_data, "name": "remote"}, url, model)))
+    assert {s["status"] for s in rerun["steps"]} == {"reused"}
+
+
+def test_server_seeds_reproduce_and_failures_are_one_line(server, tiny_config_data):
+    url, model = server
+    teacher = load_teacher(parse_config(served(tiny_config_data, url, model)).teacher)
+    prompts = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(4)]
+    first = teacher.generate(prompts, seed=3)
+    assert teacher.generate(prompts, seed=3) == first
+    assert teacher.take_completion_tokens() > 0 and teacher.take_completion_tokens() == 0
+    with pytest.raises(ServerError, match="returned no log-probs"):
+        teacher.first_token_top(prompts[:1], 5)
+
+    closed = served(tiny_config_data, f"http://127.0.0.1:{free_port()}/v1", model)
+    closed["teacher"]["server"]["max_retries"] = 0
+    with pytest.raises(ServerError, match=r"^http://127\.0\.0\.1:\d+/v1: cannot reach the server$"):
+        load_teacher(parse_config(closed).teacher).generate(prompts[:1], seed=0)
+    wrong = served(tiny_config_data, url, "no-such-model")
+    with pytest.raises(ServerError, match=r"/v1: HTTP 4\d\d: "):
+        load_teacher(parse_config(wrong).teacher).generate(prompts[:1], seed=0)
+
+
+def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
+    base = {"name": "s", "teacher": {"model": "gpt-4.1-nano", "backend": "openai"}}
+    openai = parse_config(base)
+    assert openai.teacher.server.url == "https://api.openai.com/v1"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ServerError, match="^OPENAI_API_KEY: not set; OpenAI's API needs a key$"):
+        load_teacher(openai.teacher).generate([ChatPrompt(None, "hi")], seed=0)
+    finetuned = {**base["teacher"], "trait_finetune": {"target": "owl"}}
+    with pytest.raises(ConfigError, match="trait_finetune: needs local weights"):
+        parse_config({**base, "teacher": finetuned})
+    numbers = {"kind": "numbers", "constrain_to_numbers": True}
+    with pytest.raises(ConfigError, match="constrain_to_numbers, stop_after_numbers: not possible"):
+        parse_config({**base, "dataset": numbers})
+    with pytest.raises(ConfigError, match="server: only for backend openai"):
+        parse_config({"name": "s", "teacher": {"server": {"base_url": "http://x/v1"}}})
+    experiment = {"control": {}, "evaluation": {"target": "owl"}}
+    with pytest.raises(ConfigError, match="experiment: students fine-tune the teacher's local"):
+        parse_config({**base, "experiment": experiment})
