@@ -30,11 +30,6 @@ def api_key(server) -> str:
     return "not-needed"
 
 
-def messages(prompt: ChatPrompt) -> list[dict]:
-    system = [{"role": "system", "content": prompt.system}] if prompt.system else []
-    return [*system, {"role": "user", "content": prompt.user}]
-
-
 class OpenAITeacher:
     """Completions from a server; ``usage`` adds up the tokens the server reports."""
 
@@ -63,7 +58,7 @@ class OpenAITeacher:
         s = self.cfg.sampling
         requests = [
             {
-                "messages": messages(p),
+                "messages": p.messages(),
                 "temperature": s.temperature,
                 "top_p": s.top_p,
                 "max_tokens": s.max_new_tokens,
@@ -79,7 +74,7 @@ class OpenAITeacher:
         """The k most likely first tokens at temperature 0, from the server's top_logprobs."""
         requests = [
             {
-                "messages": messages(p),
+                "messages": p.messages(),
                 "temperature": 0.0,
                 "max_tokens": 1,
                 "logprobs": True,
