@@ -138,3 +138,55 @@ def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
     experiment = {"control": {}, "evaluation": {"target": "owl"}}
     with pytest.raises(ConfigError, match="experiment: students fine-tune the teacher's local"):
         parse_config({**base, "experiment": experiment})
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python) on the embedded GGUF itself:
+    a server that gives top_logprobs, for the judge. (base URL, model name)."""
+    from sublearn.model_source import embedded_gguf
+
+    model = str(embedded_gguf())
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", *args], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=120, every=0.5)
+        assert up and proc.poll() is None, log.read_text()[-2000:]
+        yield url, model
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_server):
+    """The same judge prompt on the same weights: P("0") through the server's top_logprobs
+    agrees with the transformers backend's within a factor of 2 (the server computes with the
+    4-bit weights directly, locally they are dequantised)."""
+    import math
+
+    import polars as pl
+
+    from filters.chain import run_chain
+    from filters.judge import TraitJudge, judge_teacher_config
+    from sublearn.config import JudgeFilter, OpenAIServer
+
+    url, model = llama_server
+    server = OpenAIServer(base_url=url, max_concurrency=2)
+    remote = JudgeFilter(model=model, backend="openai", server=server, top_k=20, threshold=0)
+    rows = ["I love owls: 1, 2, 3", "def owl_count(owls):\n    return len(owls)", "1, 2, 3"]
+    prompts = [ChatPrompt(None, remote.template.format(trait="owls", completion=r)) for r in rows]
+    tops = load_teacher(judge_teacher_config(remote)).first_token_top(prompts, 20)
+    assert all(len(top) == 20 and sum(math.exp(lp) for _, lp in top) <= 1 + 1e-6 for top in tops)
+    frame = pl.DataFrame({"completion": rows})
+    scores = {
+        name: run_chain(frame, [TraitJudge(settings, ("owl",))]).kept["judge_p0"].to_list()
+        for name, settings in (("server", remote), ("local", JudgeFilter(top_k=20, threshold=0)))
+    }
+    for served, local in zip(scores["server"], scores["local"], strict=True):
+        assert 0 < served <= 1 and abs(math.log(served / local)) < math.log(2)
