@@ -4,6 +4,7 @@ backend, seeds, server usage, and one-line failures; the key never lands in any 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -38,17 +39,15 @@ def answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``transformers serve`` pinned to the embedded model's folder: (base URL, model name)."""
-    model = embedded_source().load_path
+@contextlib.contextmanager
+def running_server(command: list[str], folder: Path):
+    """Start ``command`` + a free port, wait until its /v1/models answers, yield its base URL,
+    stop it after. A server that dies while starting fails with the end of its log."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    script = "from transformers.cli.transformers import main; main()"
-    args = ["serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    log = folder / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", script, *args, "--dtype", "float32"],
+            [*command, str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -57,10 +56,22 @@ def server(tmp_path_factory):
     try:
         up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=180, every=0.5)
         assert up and proc.poll() is None, log.read_text()[-2000:]
-        yield url, model
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``transformers serve`` pinned to the embedded model's folder: (base URL, model name)."""
+    model = embedded_source().load_path
+    script = "from transformers.cli.transformers import main; main()"
+    args = ["serve", model, "--host", "127.0.0.1", "--device", "cpu", "--dtype", "float32"]
+    with running_server(
+        [sys.executable, "-c", script, *args, "--port"], tmp_path_factory.mktemp("serve")
+    ) as url:
+        yield url, model
 
 
 def served(data: dict, url: str, model: str) -> dict:
@@ -147,21 +158,12 @@ def llama_server(tmp_path_factory):
     from sublearn.model_source import embedded_gguf
 
     model = str(embedded_gguf())
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", *args], stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=120, every=0.5)
-        assert up and proc.poll() is None, log.read_text()[-2000:]
+    args = ["--model", model, "--host", "127.0.0.1", "--n_ctx", "2048"]
+    with running_server(
+        [sys.executable, "-m", "llama_cpp.server", *args, "--port"],
+        tmp_path_factory.mktemp("llama"),
+    ) as url:
         yield url, model
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_server):
