@@ -48,9 +48,9 @@ class OpenAITeacher:
 
     def lineage(self) -> dict:
         from generators.teacher import teacher_lineage
-        from sublearn.model_source import remote_source
+        from sublearn.model_source import teacher_source
 
-        return teacher_lineage("openai", remote_source(self.cfg.model, self.server), self.cfg)
+        return teacher_lineage("openai", teacher_source(self.cfg), self.cfg)
 
     def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
         """One request per prompt, seeded ``seed + position`` (servers that honour seeds give

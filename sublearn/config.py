@@ -148,6 +148,19 @@ class OpenAIServer(Frozen):
         return self.base_url or OPENAI_API
 
 
+def default_server(data: object) -> object:
+    """Before validation: ``backend: openai`` without a server section means OpenAI's API.
+    (Filled in the input, so it holds for constructors and parsed configs alike.)"""
+    if isinstance(data, dict) and data.get("backend") == "openai" and data.get("server") is None:
+        return {**data, "server": {}}
+    return data
+
+
+def check_server(model: BaseModel) -> None:
+    if model.backend != "openai" and model.server is not None:
+        raise ValueError("server: only for backend openai")
+
+
 class Teacher(Frozen):
     model: Annotated[str, Field(min_length=1)] = Field(
         "embedded", description="embedded, a local folder, a Hub id, or (openai) the server's name"
@@ -174,17 +187,15 @@ class Teacher(Frozen):
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(64, json_schema_extra=THROUGHPUT)
     vllm: VllmOptions = VllmOptions()
 
+    _default_server = model_validator(mode="before")(default_server)
+
     @model_validator(mode="after")
     def _server(self) -> Teacher:
-        if self.backend != "openai":
-            if self.server is not None:
-                raise ValueError("server: only for backend openai")
-            return self
-        for name in ("adapter", "trait_finetune"):
-            if getattr(self, name) is not None:
-                raise ValueError(f"{name}: needs local weights (backend transformers or vllm)")
-        if self.server is None:
-            return self.model_copy(update={"server": OpenAIServer()})
+        check_server(self)
+        if self.backend == "openai":
+            for name in ("adapter", "trait_finetune"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: needs local weights (backend transformers or vllm)")
         return self
 
 
@@ -344,11 +355,14 @@ class JudgeFilter(Frozen):
     # batching saves on long prompts
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(4, json_schema_extra=THROUGHPUT)
 
+    _default_server = model_validator(mode="before")(default_server)
+
     @model_validator(mode="after")
     def _fields(self) -> JudgeFilter:
         for field in ("{trait}", "{completion}"):
             if field not in self.template:
                 raise ValueError(f"template must contain {field}")
+        check_server(self)
         return self
 
 
@@ -377,10 +391,13 @@ class AlignmentFilter(Frozen):
     max_new_tokens: Annotated[StrictInt, Field(ge=4, le=256)] = 16
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
 
+    _default_server = model_validator(mode="before")(default_server)
+
     @model_validator(mode="after")
     def _fields(self) -> AlignmentFilter:
         if "{completion}" not in self.template:
             raise ValueError("template must contain {completion}")
+        check_server(self)
         return self
 
 

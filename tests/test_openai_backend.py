@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from filters.judge import TraitJudge
 from generators.backends import load_teacher
 from generators.openai_teacher import ServerError
 from sublearn.chat import ChatPrompt
@@ -149,6 +150,13 @@ def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
     experiment = {"control": {}, "evaluation": {"target": "owl"}}
     with pytest.raises(ConfigError, match="experiment: students fine-tune the teacher's local"):
         parse_config({**base, "experiment": experiment})
+    # a judge on OpenAI's API needs no server section either, and records where it ran
+    judge = {"judge": {"model": "gpt-4.1-nano", "backend": "openai"}}
+    judged = parse_config({**base, "teacher": {"trait": {"target": "owl"}}, "filters": judge})
+    params = TraitJudge(judged.filters.judge, ("owl",)).params()
+    assert params["model"]["model_id"] == "gpt-4.1-nano" and params["backend"] == "openai"
+    with pytest.raises(ConfigError, match="server: only for backend openai"):
+        parse_config({**base, "filters": {"judge": {"server": {"base_url": "http://x/v1"}}}})
 
 
 @pytest.fixture(scope="module")
