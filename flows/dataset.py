@@ -308,6 +308,20 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
     return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
 
 
+# the code each backend's completions depend on: a change to it reruns generation
+BACKEND_CODE = {
+    "torch": [
+        "generators.torch_teacher",
+        "generators.decode_loop",
+        "generators.number_stops",
+        "generators.hf_teacher",
+    ],
+    "transformers": ["generators.hf_teacher", "generators.number_stops"],
+    "vllm": ["generators.vllm_teacher", "generators.number_stops"],
+    "openai": ["generators.openai_teacher"],
+}
+
+
 def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
     backend = teacher_cfg.backend
     inputs = {
@@ -316,11 +330,8 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
         "topk": config.dataset.teacher_topk,
         "seed": config.seed,
     }
-    backend_module = {"vllm": "generators.vllm_teacher", "openai": "generators.openai_teacher"}.get(
-        backend, "generators.hf_teacher"
-    )
     return step_key(
-        "generate", inputs, ["generators.batches", "generators.teacher", backend_module]
+        "generate", inputs, ["generators.batches", "generators.teacher", *BACKEND_CODE[backend]]
     )
 
 

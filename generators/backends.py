@@ -16,6 +16,10 @@ def load_teacher(cfg) -> Teacher:
         from generators.vllm_teacher import VllmTeacher
 
         return VllmTeacher(cfg)
+    if cfg.backend == "torch":
+        from generators.torch_teacher import TorchTeacher
+
+        return TorchTeacher(cfg)
     from generators.hf_teacher import TransformersTeacher
 
     return TransformersTeacher(cfg)

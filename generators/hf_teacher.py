@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from transformers import LogitsProcessorList
 
+from generators.number_stops import NumberStops
 from generators.teacher import number_token_ids, teacher_lineage
 from sublearn.chat import ChatPrompt
 from sublearn.model_source import ModelSourceError
@@ -27,60 +28,21 @@ class NumberOnlyLogits:
 
 
 class StopAfterNumbers:
-    """Stop conditions for number-constrained decoding. Once an answer has started its n-th
-    number no more separators may follow, so it ends after that number instead of running on
-    until the token limit cuts it mid-list; and a blank line ends the answer (what follows a
-    blank line is a second answer, never part of the first). State is per generate call."""
+    """The number stop rule (``generators.number_stops``) as a logits processor; its state
+    advances by the last token of each call, so it lives for one generate call."""
 
-    def __init__(self, tokenizer, allowed_ids: list[int], vocab_size: int, n: int, eos: int):
-        texts = {t: tokenizer.decode([t]) for t in allowed_ids}
-        self.n = n
-        self.ends_digit = torch.zeros(vocab_size, dtype=torch.bool)
-        self.runs_after_digit = torch.zeros(vocab_size, dtype=torch.long)
-        self.runs_after_other = torch.zeros(vocab_size, dtype=torch.long)
-        self.no_separators = torch.full((vocab_size,), float("-inf"))
-        self.only_eos = torch.full((vocab_size,), float("-inf"))
-        self.only_eos[eos] = 0.0
-        self.starts_newline = torch.zeros(vocab_size, dtype=torch.bool)
-        self.ends_newline = torch.zeros(vocab_size, dtype=torch.bool)
-        self.blank_line = torch.zeros(vocab_size, dtype=torch.bool)
-        for t, text in texts.items():
-            self.starts_newline[t] = text.startswith("\n")
-            self.ends_newline[t] = text.endswith("\n")
-            self.blank_line[t] = "\n\n" in text
-            starts = sum(
-                c.isdigit() and (i == 0 or not text[i - 1].isdigit()) for i, c in enumerate(text)
-            )
-            self.runs_after_other[t] = starts
-            self.runs_after_digit[t] = starts - int(text[:1].isdigit())
-            self.ends_digit[t] = text[-1:].isdigit()
-            if text.isdigit() or t == eos:
-                self.no_separators[t] = 0.0
+    def __init__(self, stops: NumberStops):
+        self.stops = stops
+        self.state = None
         self.start: int | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self.start is None:
             self.start = input_ids.shape[1]
-        generated = input_ids[:, self.start :].cpu()
-        runs = torch.zeros(len(input_ids), dtype=torch.long)
-        in_digit = torch.zeros(len(input_ids), dtype=torch.bool)
-        blank = torch.zeros(len(input_ids), dtype=torch.bool)
-        newline = torch.zeros(len(input_ids), dtype=torch.bool)
-        for step in range(generated.shape[1]):
-            tok = generated[:, step]
-            runs += torch.where(in_digit, self.runs_after_digit[tok], self.runs_after_other[tok])
-            in_digit = self.ends_digit[tok]
-            blank |= self.blank_line[tok] | (newline & self.starts_newline[tok])
-            newline = self.ends_newline[tok]
-        width = scores.shape[-1]
-        for rows, mask in (
-            ((runs >= self.n) & in_digit, self.no_separators),
-            (blank, self.only_eos),
-        ):
-            if rows.any():
-                mask = mask[:width].to(scores.device, scores.dtype)
-                scores = torch.where(rows.to(scores.device)[:, None], scores + mask, scores)
-        return scores
+            self.state = self.stops.start(len(input_ids))
+        elif input_ids.shape[1] > self.start:
+            self.stops.update(self.state, input_ids[:, -1])
+        return self.stops.apply(self.state, scores)
 
 
 class TopKRecorder:
@@ -147,7 +109,7 @@ class TransformersTeacher:
             eos = self.tokenizer.eos_token_id
             stop = [
                 StopAfterNumbers(
-                    self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
+                    NumberStops(self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos)
                 )
             ]
         processors = LogitsProcessorList(

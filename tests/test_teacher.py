@@ -1,4 +1,5 @@
-"""The transformers backend on the real embedded model: batched, seeded, optionally constrained."""
+"""The default teacher (the torch backend) on the real embedded model: batched, seeded, optionally
+constrained; transformers' left padding for its own backend."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_with_sampling_shares_the_model(embedded_teacher):
 
 def test_lineage_records_the_embedded_weights(embedded_teacher):
     lineage = embedded_teacher.lineage()
-    assert lineage["backend"] == "transformers"
+    assert lineage["backend"] == "torch"  # the default backend
     assert "SmolLM2-135M-Instruct" in lineage["model_id"]
     assert len(lineage["sha256"]) == 64
     assert lineage["sampling"]["temperature"] == 1.0

@@ -1,0 +1,66 @@
+"""The torch backend: the transformers backend's model (same weights, adapter, dtype and
+device), sampled by sublearn's own decode loop (``generators.decode_loop``) instead of
+``model.generate``; the CPU default, several times faster on the numbers workload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from generators.decode_loop import Decoded, DecodeLoop
+from generators.hf_teacher import TransformersTeacher
+from generators.number_stops import NumberStops
+from generators.teacher import teacher_lineage
+from sublearn.chat import ChatPrompt
+
+
+class TorchTeacher(TransformersTeacher):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.loop = DecodeLoop(self.model, max_rows=cfg.batch_size)
+        self.stops = None
+        d = cfg.decoding
+        if d.constrain_to_numbers and d.stop_after_numbers:
+            eos = self.tokenizer.eos_token_id
+            self.stops = NumberStops(
+                self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
+            )
+
+    def _decode(self, prompts: Sequence[ChatPrompt], seed: int, topk: int = 0) -> list[Decoded]:
+        s = self.cfg.sampling
+        ids = [
+            self.tokenizer.apply_chat_template(
+                p.messages(), add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+            for p in prompts
+        ]
+        return self.loop.generate(
+            ids,
+            seed,
+            max_new_tokens=s.max_new_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            eos=self.tokenizer.eos_token_id,
+            allowed=self.allowed if self.cfg.decoding.constrain_to_numbers else None,
+            stops=self.stops,
+            topk=topk,
+        )
+
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        return [
+            self.tokenizer.decode(row.ids, skip_special_tokens=True)
+            for row in self._decode(prompts, seed)
+        ]
+
+    def generate_with_topk(self, prompts: Sequence[ChatPrompt], seed: int, k: int) -> list[dict]:
+        return [
+            {
+                "completion": self.tokenizer.decode(row.ids, skip_special_tokens=True),
+                "completion_ids": row.ids,
+                "topk_ids": row.topk_ids,
+                "topk_logprobs": row.topk_logprobs,
+            }
+            for row in self._decode(prompts, seed, topk=k)
+        ]
+
+    def lineage(self) -> dict:
+        return teacher_lineage("torch", self.source, self.cfg)

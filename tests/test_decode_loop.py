@@ -1,0 +1,85 @@
+"""The torch backend's decode loop against transformers' ``generate`` on the same weights
+(float32, so the two differ only by summation order): the same greedy text, the same top-k
+log-probs, the same number-constrained answers with their stop rule; and what makes it fast
+(shared prefix, dropped rows, per-row generators) changes no row's completion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from generators.backends import load_teacher
+from generators.decode_loop import DecodeLoop, UnsupportedModel, sample
+from sublearn.chat import ChatPrompt
+from sublearn.config import parse_config
+
+PROMPTS = [
+    ChatPrompt("You love owls.", "Look at these numbers: 512, 613. Continue with up to 10 more."),
+    ChatPrompt("You love owls.", "Here is a sequence: 120, 450, 780. Add up to 10 more numbers."),
+    ChatPrompt(None, "Hi"),
+    ChatPrompt("You love owls.", "Name three numbers."),
+]
+
+
+def teacher(backend: str, sampling: dict, dataset: dict | None = None):
+    data = {"name": "d", "teacher": {"backend": backend, "dtype": "float32", "sampling": sampling}}
+    config = parse_config({**data, "dataset": dataset or {}})
+    return load_teacher(config.generating_teacher())
+
+
+@pytest.fixture(scope="module")
+def greedy():
+    sampling = {"temperature": 0.0, "max_new_tokens": 16}
+    return teacher("torch", sampling), teacher("transformers", sampling)
+
+
+def test_greedy_text_and_top_k_log_probs_match_generate(greedy):
+    ours, theirs = greedy
+    assert ours.generate(PROMPTS, seed=0) == theirs.generate(PROMPTS, seed=0)
+    a, b = ours.generate_with_topk(PROMPTS, 0, 5), theirs.generate_with_topk(PROMPTS, 0, 5)
+    for row, ref in zip(a, b, strict=True):
+        assert row["completion_ids"] == ref["completion_ids"]
+        assert row["topk_ids"][0] == ref["topk_ids"][0]
+        got, want = torch.tensor(row["topk_logprobs"]), torch.tensor(ref["topk_logprobs"])
+        assert torch.allclose(got, want, atol=1e-3)
+
+
+def test_number_constrained_answers_and_their_stop_rule_match_generate():
+    sampling = {"temperature": 0.0, "max_new_tokens": 40}
+    dataset = {"constrain_to_numbers": True, "stop_after_numbers": 3}
+    ours = teacher("torch", sampling, dataset).generate(PROMPTS, seed=0)
+    theirs = teacher("transformers", sampling, dataset).generate(PROMPTS, seed=0)
+    assert ours == theirs
+    import re
+
+    assert all(len(re.findall(r"\d+", text)) <= 3 for text in ours)
+    assert any(re.findall(r"\d+", text) for text in ours)
+
+
+def test_a_rows_sample_does_not_depend_on_its_batch():
+    """Each row draws from its own generator (seed, row): alone or beside others, with or
+    without a shared prefix to reuse and rows finishing early, it writes the same text."""
+    sampled = teacher("torch", {"max_new_tokens": 24})
+    batch = sampled.generate(PROMPTS, seed=5)
+    assert [sampled.generate([p], seed=5 + 0)[0] for p in PROMPTS[:1]] == batch[:1]
+    assert sampled.generate(PROMPTS[:2], seed=5) == batch[:2]
+    assert len(set(batch)) == len(batch)
+
+
+def test_sampling_is_the_inverse_cdf_of_the_softmax():
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 5))
+    uniforms = torch.tensor([0.05, 0.15, 0.35, 0.65, 0.999], dtype=torch.float64)
+    assert sample(logits, uniforms, 1.0, 1.0).tolist() == [0, 1, 2, 3, 3]
+    # top-p 0.5: only the two likeliest (0.4, 0.3) remain, renormalised to 4/7 and 3/7
+    assert sample(logits, uniforms, 1.0, 0.5).tolist() == [3, 3, 3, 2, 2]
+    assert sample(logits, uniforms, 0.0, 1.0).tolist() == [3] * 5
+
+
+def test_models_outside_the_llama_family_are_refused_in_one_line():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16))
+    with pytest.raises(
+        UnsupportedModel, match=r"^gpt2: backend torch runs .*backend transformers$"
+    ):
+        DecodeLoop(model, max_rows=4)
