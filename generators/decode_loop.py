@@ -11,8 +11,9 @@ flash-attention kernel, which is slow for one query per row, and 14% in the dyna
 - drops finished rows from the batch (compacting when a quarter has finished);
 - under number-constrained decoding, computes the output layer over the allowed tokens only.
 Sampling is exact inverse-CDF sampling from the softmax at the configured temperature (top-p
-when below 1), each row drawing from its own generator seeded by (seed, row), so a row's
-completion does not depend on which rows share its batch.
+when below 1), each row drawing from its own generator seeded by seed + row (the flows' batch
+seed is the run seed's base plus the batch's first prompt index, so this is the prompt's own
+index): a row's completion does not depend on which rows share its batch, nor on batch_size.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class DecodeLoop:
         out: list[Decoded] = []
         for start in range(0, len(prompts), self.max_rows):
             group = prompts[start : start + self.max_rows]
-            rngs = [np.random.default_rng([seed, start + i]) for i in range(len(group))]
+            rngs = [np.random.default_rng(seed + start + i) for i in range(len(group))]
             out += self._group(
                 group, rngs, max_new_tokens, temperature, top_p, eos, allowed, stops, topk
             )
