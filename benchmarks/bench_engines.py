@@ -15,9 +15,9 @@ import importlib.util
 import time
 from pathlib import Path
 
+from bench_generate import owl_numbers_prompts
+
 from generators.backends import load_teacher
-from generators.numbers_prompts import numbers_prompts
-from generators.trait_prompt import trait_system_prompt
 from sublearn.chat import ChatPrompt
 from sublearn.config import parse_config
 from sublearn.model_source import cache_root, embedded_gguf, embedded_source
@@ -84,11 +84,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
-    config = parse_config({"name": "b", "teacher": {"trait": {"target": "owl"}}})
-    system = trait_system_prompt(config.teacher.trait)
-    frame = numbers_prompts(args.prompts, 0, config.dataset.prompts)
-    prompts = [ChatPrompt(system, p) for p in frame["prompt"]]
-    auto = teacher_dtype(config.teacher)
+    prompts = owl_numbers_prompts(args.prompts)
+    auto = teacher_dtype(parse_config({"name": "b"}).teacher)
     print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
     rates = {
         f"transformers {d}": transformers_rate(d, prompts, args.max_new_tokens)

@@ -26,6 +26,13 @@ from sublearn.config import parse_config
 from sublearn.precision import cpu_description, teacher_dtype
 
 
+def owl_numbers_prompts(n: int) -> list[ChatPrompt]:
+    """The numbers workload: the owl teacher's system prompt over the first n numbers prompts."""
+    config = parse_config({"name": "bench", "teacher": {"trait": {"target": "owl"}}})
+    system = trait_system_prompt(config.teacher.trait)
+    return [ChatPrompt(system, p) for p in numbers_prompts(n, 0, config.dataset.prompts)["prompt"]]
+
+
 def teacher(backend: str, dtype: str, args):
     sampling = {"max_new_tokens": args.max_new_tokens}
     data = {"backend": backend, "dtype": dtype, "batch_size": args.batch, "sampling": sampling}
@@ -69,11 +76,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="the teacher's batch_size")
     parser.add_argument("--sequential", type=int, default=8, help="prompts run one at a time")
     args = parser.parse_args()
-    config = parse_config({"name": "bench", "teacher": {"trait": {"target": "owl"}}})
-    system = trait_system_prompt(config.teacher.trait)
-    frame = numbers_prompts(args.prompts, 0, config.dataset.prompts)
-    prompts = [ChatPrompt(system, p) for p in frame["prompt"]]
-    auto = teacher_dtype(config.teacher)
+    prompts = owl_numbers_prompts(args.prompts)
+    auto = teacher_dtype(parse_config({"name": "bench"}).teacher)
     print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
     print(
         f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, batch {args.batch}"

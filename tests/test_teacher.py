@@ -110,13 +110,20 @@ def test_topk_generation_records_the_sampling_distribution(embedded_teacher):
     rows = embedded_teacher.generate_with_topk(PROMPTS[:2], seed=4, k=20)
     again = embedded_teacher.generate(PROMPTS[:2], seed=4)
     assert [r["completion"] for r in rows] == again  # recording changes nothing
+    # sampled tokens are nearly always among the teacher's top 20
+    assert_topk_rows(rows, min_hits=0.8)
+
+
+def assert_topk_rows(rows: list[dict], min_hits: float) -> None:
+    """Top-k rows as distillation reads them: one sorted top-k per generated token, a
+    sub-distribution (sums to <= 1), holding the sampled token in at least ``min_hits`` of steps."""
     for row in rows:
         n = len(row["completion_ids"])
         assert len(row["topk_ids"]) == len(row["topk_logprobs"]) == n > 0
         for step in row["topk_logprobs"]:
             assert step == sorted(step, reverse=True) and sum(map(math.exp, step)) <= 1 + 1e-5
         hits = sum(t in ids for t, ids in zip(row["completion_ids"], row["topk_ids"], strict=True))
-        assert hits >= 0.8 * n  # sampled tokens are nearly always among the teacher's top 20
+        assert hits >= min_hits * n
 
 
 def test_stop_conditions_end_number_answers_cleanly():

@@ -6,7 +6,6 @@ log-probs are the backend contract's (tests/test_backend_contract.py)."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from generators.backends import load_teacher
 from generators.teacher import NUMBER_CHARS
 from sublearn.chat import ChatPrompt
 from sublearn.config import parse_config
+from tests.test_teacher import assert_topk_rows
 
 pytestmark = pytest.mark.vllm
 PROMPTS = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(3)]
@@ -46,13 +46,7 @@ def test_top_k_log_probs_are_the_distribution_sampled_from():
     teacher = vllm_teacher({"max_new_tokens": 12}, dtype="float32")
     rows = teacher.generate_with_topk(PROMPTS, seed=4, k=20)
     assert [r["completion"] for r in rows] == teacher.generate(PROMPTS, seed=4)
-    for row in rows:
-        n = len(row["completion_ids"])
-        assert len(row["topk_ids"]) == len(row["topk_logprobs"]) == n > 0
-        for step in row["topk_logprobs"]:
-            assert step == sorted(step, reverse=True) and sum(map(math.exp, step)) <= 1 + 1e-5
-        hits = sum(t in ids for t, ids in zip(row["completion_ids"], row["topk_ids"], strict=True))
-        assert hits >= 0.6 * n  # sampled tokens are mostly among the top 20 (135M, T=1)
+    assert_topk_rows(rows, min_hits=0.6)  # 9 of 12 sampled tokens were in the top 20 here
     # the same weights in float32: vLLM's first-step top 20 is the torch backend's
     local = load_teacher(
         parse_config({"name": "t", "teacher": {"dtype": "float32"}}).teacher
