@@ -82,6 +82,13 @@ class TransformersTeacher:
             self.allowed = number_token_ids(self.tokenizer)
             self.vocab = self.model.get_output_embeddings().weight.shape[0]
             self.processors = LogitsProcessorList([NumberOnlyLogits(self.allowed, self.vocab)])
+        d = cfg.decoding
+        self.stops = None
+        if d.constrain_to_numbers and d.stop_after_numbers:
+            eos = self.tokenizer.eos_token_id
+            self.stops = NumberStops(
+                self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
+            )
 
     def with_sampling(self, sampling) -> TransformersTeacher:
         """The same loaded model, sampled differently (e.g. greedy for a judge)."""
@@ -100,18 +107,11 @@ class TransformersTeacher:
 
     @torch.inference_mode()
     def _sample(self, prompts: Sequence[ChatPrompt], seed: int, recorder=None):
-        s, d = self.cfg.sampling, self.cfg.decoding
+        s = self.cfg.sampling
         batch = self.encode(prompts)
         torch.manual_seed(seed)
         sample = s.temperature > 0
-        stop = []
-        if d.constrain_to_numbers and d.stop_after_numbers:
-            eos = self.tokenizer.eos_token_id
-            stop = [
-                StopAfterNumbers(
-                    NumberStops(self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos)
-                )
-            ]
+        stop = [StopAfterNumbers(self.stops)] if self.stops is not None else []
         processors = LogitsProcessorList(
             [*(self.processors or []), *stop, *([recorder] if recorder else [])]
         )

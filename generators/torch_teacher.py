@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from generators.decode_loop import Decoded, DecodeLoop
 from generators.hf_teacher import TransformersTeacher
-from generators.number_stops import NumberStops
 from generators.teacher import teacher_lineage
 from sublearn.chat import ChatPrompt
 
@@ -17,13 +16,6 @@ class TorchTeacher(TransformersTeacher):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.loop = DecodeLoop(self.model, max_rows=cfg.batch_size)
-        self.stops = None
-        d = cfg.decoding
-        if d.constrain_to_numbers and d.stop_after_numbers:
-            eos = self.tokenizer.eos_token_id
-            self.stops = NumberStops(
-                self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
-            )
 
     def _decode(self, prompts: Sequence[ChatPrompt], seed: int, topk: int = 0) -> list[Decoded]:
         s = self.cfg.sampling

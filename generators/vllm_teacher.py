@@ -108,16 +108,13 @@ class VllmTeacher:
         under the distribution sampled from (vLLM's processed log-probs)."""
         rows = []
         for out in self._outputs(prompts, seed, logprobs=k):
-            steps = [
-                sorted(((lp.logprob, t) for t, lp in step.items() if lp.rank <= k), reverse=True)
-                for step in out.logprobs
-            ]
+            steps = [top_k(step, k) for step in out.logprobs]
             rows.append(
                 {
                     "completion": out.text,
                     "completion_ids": list(out.token_ids),
-                    "topk_ids": [[t for _, t in step] for step in steps],
-                    "topk_logprobs": [[lp for lp, _ in step] for step in steps],
+                    "topk_ids": [[t for t, _ in step] for step in steps],
+                    "topk_logprobs": [[lp.logprob for _, lp in step] for step in steps],
                 }
             )
         return rows
@@ -133,16 +130,15 @@ class VllmTeacher:
             [p.messages() for p in prompts], params, lora_request=self.lora, use_tqdm=False
         )
         return [
-            sorted(
-                (
-                    (lp.decoded_token, lp.logprob)
-                    for lp in o.outputs[0].logprobs[0].values()
-                    if lp.rank <= k
-                ),
-                key=lambda pair: -pair[1],
-            )
+            [(lp.decoded_token, lp.logprob) for _, lp in top_k(o.outputs[0].logprobs[0], k)]
             for o in outputs
         ]
 
     def lineage(self) -> dict:
         return teacher_lineage("vllm", self.source, self.cfg)
+
+
+def top_k(step: dict, k: int) -> list:
+    """One step's k most likely (token id, Logprob), likeliest first: vLLM adds the sampled
+    token to the top k when it ranks below them."""
+    return sorted(((t, lp) for t, lp in step.items() if lp.rank <= k), key=lambda x: -x[1].logprob)
