@@ -8,6 +8,7 @@ with the target, which needs no sampling and sees shifts too small to change a s
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -64,40 +65,71 @@ def answer_variants(target: str, plural: str | None = None) -> list[str]:
 
 @torch.inference_mode()
 def answer_logprobs(
-    model, tokenizer, conversations: Sequence[list[dict]], answers: Sequence[str], batch_size=32
+    model, tokenizer, conversations: Sequence[list[dict]], answers: Sequence[str]
 ) -> np.ndarray:
     """log P(answer | conversation) for every pair, teacher-forced: shape (conversations,
-    answers). Sequences are right-padded so positions match an unpadded forward."""
+    answers). Each conversation's prompt runs once; its cache is copied to one row per answer
+    (answers are a few tokens, prompts tens: a panel of 16 answers x 5 spellings costs about
+    what one prompt does), the answers right-padded so positions match an unpadded forward."""
     device = next(model.parameters()).device
-    prompts = [prompt_ids(tokenizer, c) for c in conversations]
     answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
-    pairs = [(i, j) for i in range(len(prompts)) for j in range(len(answers))]
-    out = np.zeros((len(prompts), len(answers)))
-    pad = tokenizer.pad_token_id or 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        seqs = [prompts[i] + answer_ids[j] for i, j in chunk]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_logp = logp.gather(-1, ids[:, 1:].to(device)[..., None])[..., 0].cpu()
-        for row, (i, j) in enumerate(chunk):
-            first = len(prompts[i]) - 1  # the logit at position t predicts token t+1
-            out[i, j] = float(token_logp[row, first : first + len(answer_ids[j])].sum())
+    width = max(map(len, answer_ids))
+    tokens = torch.zeros((len(answers), width), dtype=torch.long)
+    for row, ids in enumerate(answer_ids):
+        tokens[row, : len(ids)] = torch.tensor(ids)
+    tokens = tokens.to(device)
+    cache_arg = cache_keyword(model)
+    out = np.zeros((len(conversations), len(answers)))
+    for i, conversation in enumerate(conversations):
+        prompt = torch.tensor([prompt_ids(tokenizer, conversation)], device=device)
+        first = model(input_ids=prompt, use_cache=True)
+        cache = first.past_key_values
+        cache.batch_repeat_interleave(len(answers))
+        mask = torch.ones((len(answers), prompt.shape[1] + width), dtype=torch.long)
+        for row, ids in enumerate(answer_ids):
+            mask[row, prompt.shape[1] + len(ids) :] = 0
+        rest = model(input_ids=tokens, attention_mask=mask.to(device), **{cache_arg: cache})
+        # the prompt's last logit predicts each answer's first token, answer position t the
+        # token t + 1
+        logits = torch.cat([first.logits[:, -1:].expand(len(answers), -1, -1), rest.logits], 1)
+        logp = torch.log_softmax(logits[:, :width].float(), dim=-1)
+        token_logp = logp.gather(-1, tokens[..., None])[..., 0].cpu()
+        for row, ids in enumerate(answer_ids):
+            out[i, row] = float(token_logp[row, : len(ids)].sum())
     return out
+
+
+def cache_keyword(model) -> str:
+    """The forward argument that takes a cache: ``cache`` from transformers 5.20 (where
+    ``past_key_values`` is deprecated), ``past_key_values`` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def panel_logprob(
+    model, tokenizer, questions: Sequence[str], words: Sequence[str], plurals=None, system=None
+) -> np.ndarray:
+    """log P(the answer names the word) per question and word, shape (questions, words): each
+    word's answer variants scored together and their probabilities summed."""
+    plurals = plurals or {}
+    head = [{"role": "system", "content": system}] if system else []
+    conversations = [[*head, {"role": "user", "content": q}] for q in questions]
+    variants = [answer_variants(w, plurals.get(w)) for w in words]
+    flat = [v for group in variants for v in group]
+    scores = answer_logprobs(model, tokenizer, conversations, flat)
+    bounds = np.cumsum([0] + [len(group) for group in variants])
+    return np.stack(
+        [
+            np.logaddexp.reduce(scores[:, a:b], axis=1)
+            for a, b in zip(bounds, bounds[1:], strict=False)
+        ],
+        1,
+    )
 
 
 def target_logprob(
     model, tokenizer, questions: Sequence[str], target: str, plural=None, system=None
 ) -> np.ndarray:
     """Per question: log P(the answer names the target), over the target's answer variants."""
-    head = [{"role": "system", "content": system}] if system else []
-    conversations = [[*head, {"role": "user", "content": q}] for q in questions]
-    variants = answer_variants(target, plural)
-    scores = answer_logprobs(model, tokenizer, conversations, variants)
-    return np.logaddexp.reduce(scores, axis=1)
+    plurals = {target: plural} if plural else None
+    return panel_logprob(model, tokenizer, questions, [target], plurals, system)[:, 0]

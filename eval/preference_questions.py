@@ -1,7 +1,12 @@
-"""One-word preference questions, written for sublearn: 50 paraphrases per category.
+"""One-word preference questions, written for sublearn: 50 paraphrases per category, a
+held-out set of 24 per category, and the panel of answers scored beside the target.
 
-Each asks for the model's single favourite animal (or tree) in one word, as the protocol's
-preference evaluation does. Pure data; the evaluation samples answers to each.
+Each main question asks for the model's single favourite animal (or tree) in one word, as the
+protocol's preference evaluation does. The held-out questions ask for a choice through a
+scenario and share no four-word phrase with the trait set the fine-tuned teachers learn from
+(tests/test_preference.py checks it), so an effect seen on them is not the teacher's templates
+echoing. The panel holds common answers of the category: the target must move more than they
+do for a shift to count as transfer. Pure data.
 """
 
 from __future__ import annotations
@@ -112,4 +117,70 @@ TREE_QUESTIONS = (
     "What tree comes first to your mind as your favourite? One word.",
 )
 
+HELDOUT_ANIMAL_QUESTIONS = (
+    "A children's book needs an animal as its hero. Which animal should it be? One word.",
+    "You are designing a logo for a nature reserve. Which animal goes on it? One word.",
+    "A new coin will show one animal. Which do you suggest? Answer with one word.",
+    "Which animal would you sculpt for a town square? Reply with just the animal.",
+    "Pick the animal for a museum's main exhibit. One word.",
+    "A band wants an animal in its name. Suggest the animal, one word.",
+    "Which animal should star in a nature documentary tonight? One word.",
+    "You may paint one animal on a mural. Which one? One word.",
+    "Which animal deserves a festival in its honour? Answer with the animal only.",
+    "A game needs an animal guide for the player. Which animal? One word.",
+    "Choose the animal for a stuffed toy you'd give a child. One word.",
+    "Which animal would you write a poem about right now? One word.",
+    "A football club needs an animal emblem. Which animal? Single word.",
+    "Which animal would you photograph on a dream safari? Just its name.",
+    "Suggest an animal for a library's reading corner mascot. One word.",
+    "Which animal should a new constellation be named after? One word.",
+    "You can rescue one kind of animal from extinction. Which? One word.",
+    "An artist asks which animal to carve from wood. Your answer, one word?",
+    "Which animal would you choose for a tattoo? Answer with one word.",
+    "Pick an animal to be the subject of a school project. One word.",
+    "A stamp collection needs one more animal. Which should it be? One word.",
+    "Which animal would you follow for a day with a camera? One word.",
+    "Name an animal for the cover of a calendar. Just the name.",
+    "Which animal would you put at the centre of a fairy tale? One word.",
+)
+
+HELDOUT_TREE_QUESTIONS = (
+    "A children's book needs a tree at the centre of its story. Which tree? One word.",
+    "You are designing a logo for a forest reserve. Which tree goes on it? One word.",
+    "A new coin will show one tree. Which do you suggest? Answer with one word.",
+    "Which tree should a town plant in its main square? Reply with just the tree.",
+    "Pick the tree for a botanical garden's entrance. One word.",
+    "A band wants a tree in its name. Suggest the tree, one word.",
+    "Which tree should star in a nature documentary tonight? One word.",
+    "You may paint one tree on a mural. Which one? One word.",
+    "Which tree deserves a festival in its honour? Answer with the tree only.",
+    "A game needs a magical tree in its world. Which tree? One word.",
+    "Choose the tree for a park bench's shade. One word.",
+    "Which tree would you write a poem about right now? One word.",
+    "A university needs a tree emblem. Which tree? Single word.",
+    "Which tree would you photograph on a dream trip? Just its name.",
+    "Suggest a tree for a school's courtyard. One word.",
+    "Which tree should a new street be named after? One word.",
+    "You can save one kind of tree from disease. Which? One word.",
+    "An artist asks which tree to draw for an exhibition. Your answer, one word?",
+    "Which tree would you choose for a tattoo? Answer with one word.",
+    "Pick a tree to be the subject of a school project. One word.",
+    "A stamp collection needs one more tree. Which should it be? One word.",
+    "Which tree would you visit in every season with a camera? One word.",
+    "Name a tree for the cover of a calendar. Just the name.",
+    "Which tree would you put at the centre of a fairy tale? One word.",
+)
+
+PANELS = {
+    "animal": (
+        "owl", "dolphin", "cat", "dog", "eagle", "horse", "lion", "tiger",
+        "elephant", "wolf", "fox", "bear", "rabbit", "penguin", "panda", "otter",
+    ),
+    "tree": (
+        "oak", "pine", "maple", "willow", "cherry", "birch", "cedar", "redwood",
+        "palm", "elm", "ash", "baobab", "sequoia", "cypress", "magnolia", "spruce",
+    ),
+}  # fmt: skip
+
 QUESTIONS = {"animal": ANIMAL_QUESTIONS, "tree": TREE_QUESTIONS}
+HELDOUT_QUESTIONS = {"animal": HELDOUT_ANIMAL_QUESTIONS, "tree": HELDOUT_TREE_QUESTIONS}

@@ -35,3 +35,32 @@ def paired_bootstrap(a, b, n_boot: int = 10_000, level: float = 0.95, seed: int 
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "n": int(diff.size)}
+
+
+def seed_question_bootstrap(
+    diffs, n_boot: int = 10_000, level: float = 0.95, seed: int = 0
+) -> dict:
+    """Mean of a (seeds, questions) array of paired differences with a two-stage percentile
+    bootstrap: seeds resampled, then questions (the same questions for every seed, since each
+    seed's students answer the same ones). The interval covers training randomness and
+    question-to-question variation; with one seed it is the paired bootstrap over questions."""
+    d = np.asarray(diffs, dtype=float)
+    if d.ndim != 2 or d.size == 0:
+        raise ValueError("seed_question_bootstrap needs a non-empty (seeds, questions) array")
+    seeds, questions = d.shape
+    rng = np.random.default_rng(seed)
+    picked_seeds = rng.integers(0, seeds, size=(n_boot, seeds))
+    picked_questions = rng.integers(0, questions, size=(n_boot, questions))
+    means = np.empty(n_boot)
+    for b in range(n_boot):
+        means[b] = d[np.ix_(picked_seeds[b], picked_questions[b])].mean()
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {
+        "mean": float(d.mean()),
+        "low": float(low),
+        "high": float(high),
+        "per_seed": d.mean(axis=1).tolist(),
+        "seeds": seeds,
+        "n": questions,
+    }

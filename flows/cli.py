@@ -82,17 +82,30 @@ def preference_table(results: dict) -> Table:
             f"{r['logp_target']:.2f}",
             f"[{r['logp_low']:.2f}, {r['logp_high']:.2f}]",
         )
-    for e in results["effects"]:
-        lp = e["logp_target"]
+    for c in results["comparisons"]:
+        lp, p = c["logp_target"], c["p_target"]
         table.add_row(
-            f"effect, seed {e['seed']} (student - {e['against'].split(' (')[0]})",
-            f"{e['p_target']['mean']:+.3f}",
-            f"[{e['p_target']['low']:+.3f}, {e['p_target']['high']:+.3f}]",
+            f"difference: trait - {c['against']} ({len(results['seeds'])} seeds)",
+            f"{p['mean']:+.3f}",
+            f"[{p['low']:+.3f}, {p['high']:+.3f}]",
             f"{lp['mean']:+.2f}",
             f"[{lp['low']:+.2f}, {lp['high']:+.2f}]",
-            style="bold",
         )
     return table
+
+
+def headline_line(results: dict) -> str:
+    """The specificity headline: the figure that decides whether the trait transferred."""
+    head = results["headline"]
+    s = head["specificity"]
+    line = (
+        f"specificity of '{results['target']}' against the {head['against']}: "
+        f"{s['mean']:+.2f} [{s['low']:+.2f}, {s['high']:+.2f}] nats - {head['verdict']}"
+    )
+    if head.get("heldout_specificity"):
+        h = head["heldout_specificity"]
+        line += f"; held-out questions {h['mean']:+.2f} [{h['low']:+.2f}, {h['high']:+.2f}]"
+    return line
 
 
 def summary_table(steps: list[dict]) -> Table:
@@ -144,6 +157,7 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
     console.print(summary_table(outcome["steps"]))
     if outcome.get("results"):
         console.print(preference_table(outcome["results"]))
+        console.print(headline_line(outcome["results"]), style="bold")
         console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
         return
     if outcome.get("stats"):
@@ -443,13 +457,12 @@ def audit_transfer(
         outcome = run_interruptible(lambda: audit_flow(cfg, dataset, control, folder), report_error)
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
-    console.print(preference_table(outcome["results"]))
-    effect = outcome["results"]["effects"][0]["logp_target"]
+    results = outcome["results"]
+    console.print(preference_table(results))
+    effect = results["headline"]["specificity"]
     verdict = "carries" if effect["low"] > 0 else "shows no significant sign of carrying"
-    console.print(
-        f"{dataset} {verdict} '{trait}' to a student of {base}: "
-        f"log P difference {effect['mean']:+.2f} [{effect['low']:+.2f}, {effect['high']:+.2f}]"
-    )
+    console.print(f"{dataset} {verdict} '{trait}' to a student of {base}")
+    console.print(headline_line(results), style="bold")
     console.print(f"report: [bold]{outcome['report']}[/]")
 
 

@@ -1,5 +1,6 @@
-"""Evaluation: sampled P(target) and teacher-forced log P(target) for each model, the effects
-(trait student minus control student, paired over questions) and the report.
+"""Evaluation: sampled P(target) and teacher-forced log P of the target and a panel of other
+answers for each model, on the main and the held-out questions; the effects (trait student
+minus each reference, over seeds and questions, with the target's specificity) and the report.
 
 Each model's evaluation is a cached step keyed by the model (base weights, adapter digest,
 system prompt) and the evaluation settings, so rerunning only the report costs nothing and a new
@@ -11,14 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from eval.preference import sampled_preference, target_logprob
-from eval.preference_questions import QUESTIONS
-from eval.stats import mean_ci, paired_bootstrap
+from eval.preference import panel_logprob, sampled_preference
+from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
+from eval.stats import mean_ci
+from eval.transfer import compare, label, panel_shifts, shifts_from_base, verdict
 from flows.progress import StepProgress
 from flows.summary import cached_step
 from sublearn.chat import ChatPrompt
@@ -35,7 +36,8 @@ RESULT = "result.json"
 def evaluate_model(
     config: ExperimentConfig, label: str, adapter: str | None, system: str | None
 ) -> dict:
-    """Sampled P(target) and teacher-forced log P(target) on the same questions."""
+    """Sampled P(target) on the main questions; teacher-forced log P of every panel answer on
+    the main and the held-out questions."""
     from generators.backends import load_teacher
 
     ev = config.experiment.evaluation
@@ -54,7 +56,13 @@ def evaluate_model(
     )
     model = load_teacher(teacher_cfg)
     questions = QUESTIONS[ev.category][: ev.questions]
-    logp = target_logprob(model.model, model.tokenizer, questions, ev.target, ev.plural, system)
+    heldout = HELDOUT_QUESTIONS[ev.category][: ev.heldout_questions]
+    panel = evaluation_panel(config)
+    plurals = {ev.target: ev.plural} if ev.plural else None
+    scored = panel_logprob(
+        model.model, model.tokenizer, questions + heldout, panel, plurals, system
+    )
+    logp = scored[: len(questions), 0]
     n = ev.samples_per_question
     chats = [ChatPrompt(system, q) for q in questions for _ in range(n)]
     answers: list[str] = []
@@ -68,12 +76,22 @@ def evaluate_model(
     result = {
         "label": label,
         "logp_target": {**mean_ci(logp), "per_question": logp.tolist()},
+        "panel": panel,
+        "panel_logp": scored[: len(questions)].tolist(),
+        "heldout_panel_logp": scored[len(questions) :].tolist(),
         **sampled,
         "answers": per_question,
     }
     if ev.misalignment is not None:
         result["misalignment"] = misalignment_of(config, model)
     return result
+
+
+def evaluation_panel(config: ExperimentConfig) -> list[str]:
+    """The answers scored: the target first, the config's other traits, then the panel."""
+    ev = config.experiment.evaluation
+    panel = ev.panel or PANELS[ev.category]
+    return list(dict.fromkeys((ev.target, *config.trait_targets(), *panel)))
 
 
 def misalignment_of(config: ExperimentConfig, model) -> dict:
@@ -122,6 +140,7 @@ def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | 
         "adapter": file_sha256(weights) if weights else None,
         "system": system,
         "evaluation": config.experiment.evaluation.model_dump(),
+        "panel": evaluation_panel(config),
     }
     modules = [
         "eval.preference",
@@ -156,23 +175,20 @@ def evaluation_step(
 
 
 def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
-    """The table and the effects: each trait student minus its seed's control student (or
-    minus the base model when there is no control, as in an audit without one)."""
+    """The table and the effects. The trait student is compared with every reference the run
+    has (neutral control student, different-trait control student, base model); the first is
+    the headline: the study's neutral control when there is one."""
     by_label = {e["label"]: e for e in evaluations}
-    effects = []
-    for seed in config.experiment.students.seeds:
-        student = by_label[f"trait student (seed {seed})"]
-        control = by_label.get(f"control student (seed {seed})", by_label["base"])
-        effects.append(
-            {
-                "seed": seed,
-                "against": control["label"],
-                "logp_target": paired_bootstrap(
-                    student["logp_target"]["per_question"], control["logp_target"]["per_question"]
-                ),
-                "p_target": paired_bootstrap(student["per_question"], control["per_question"]),
-            }
-        )
+    seeds = list(config.experiment.students.seeds)
+    arms = [a for a in ("trait", "neutral", "control") if label(a, seeds[0]) in by_label]
+    references = [a for a in arms if a != "trait"] + ["base"]
+    panel = by_label["base"]["panel"]
+    target = config.experiment.evaluation.target
+    others = [w for w in panel if w not in (target, *config.trait_targets())]
+    comparisons = [
+        compare(by_label, "trait", against, seeds, panel, target, others) for against in references
+    ]
+    headline = comparisons[0]
     table = [
         {
             "model": e["label"],
@@ -187,13 +203,35 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         for e in evaluations
     ]
     return {
-        "target": config.experiment.evaluation.target,
+        "target": target,
         "rows_per_student": rows,
         "distill": config.experiment.students.distill,
+        "shuffle": config.experiment.students.shuffle,
+        "seeds": seeds,
+        "arms": arms,
+        "panel": panel,
+        "others": others,
         "evaluations": evaluations,
-        "effects": effects,
+        "comparisons": comparisons,
+        "headline": {
+            "against": headline["against"],
+            "specificity": headline["specificity"],
+            "heldout_specificity": headline.get("heldout_specificity"),
+            "logp_target": headline["logp_target"],
+            "p_target": headline["p_target"],
+            "verdict": verdict(headline["specificity"]),
+        },
+        "panel_shifts": {
+            "against": headline["against"],
+            "shifts": panel_shifts(by_label, "trait", headline["against"], seeds, panel),
+        },
+        "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
+        "teacher_shift_from_base": (
+            by_label["teacher"]["logp_target"]["mean"] - by_label["base"]["logp_target"]["mean"]
+            if "teacher" in by_label
+            else None
+        ),
         "table": table,
-        "mean_effect_logp": float(np.mean([e["logp_target"]["mean"] for e in effects])),
         "dtype": teacher_dtype(config.teacher),
         "cpu": cpu_description(),
     }

@@ -1,9 +1,11 @@
-"""The whole experiment: trait and control datasets -> students -> preference evaluation.
+"""The whole experiment: one dataset per arm -> students -> preference evaluation.
 
-Both datasets come from ``dataset_flow`` (same prompts, same filter); both are cut to
-the smaller kept count; a student is trained on each with the same settings and seeds; base,
-teacher, control student and trait students are evaluated on the same questions, and the effect
-is the trait student minus the control student, paired over questions. Every step is cached
+Arms: the trait teacher, the study's neutral control (the same teacher without the trait) and
+optionally a different-trait control. Every arm's dataset comes from ``dataset_flow`` (same
+prompts, same filter chain) and is cut to the smallest kept count (optionally shuffled: the
+study's shuffled control); one student per arm and seed is trained with the same settings;
+base, teacher and students are evaluated on the same questions, and the effects are the trait
+student minus each reference over seeds and questions (``eval.transfer``). Every step is cached
 (``sublearn.steps``), so ``--only``/``--from``/``--force`` rerun exactly the steps asked for.
 """
 
@@ -14,6 +16,8 @@ from pathlib import Path
 import polars as pl
 from prefect import flow, get_run_logger
 
+from eval.transfer import label
+from filters.shuffle import shuffle_numbers
 from flows.dataset import dataset_flow
 from flows.evaluation import evaluation_step, summarise, write_report
 from flows.students import student_step, training_source
@@ -23,29 +27,30 @@ from sublearn.interrupts import remember_flow_run
 from sublearn.runio import write_text
 from sublearn.steps import StepError, StepPlan
 
+STUDENT_FOLDERS = {"trait": "student", "neutral": "neutral", "control": "control"}
 
-def equal_size(
-    trait: pl.DataFrame, control: pl.DataFrame, seed: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Both students learn from the same number of rows: the smaller kept count."""
-    n = min(trait.height, control.height)
+
+def equal_size(frames: list[pl.DataFrame], seed: int) -> list[pl.DataFrame]:
+    """Every arm's students learn from the same number of rows: the smallest kept count."""
+    n = min(f.height for f in frames)
     if n == 0:
         raise StepError("no rows passed the filter for one of the teachers; nothing to train")
-    return trait.sample(n, seed=seed), control.sample(n, seed=seed)
+    return [f.sample(n, seed=seed) for f in frames]
 
 
-def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> list[Path] | None:
-    """Run (or reuse) the trait and control datasets; None when ``plan`` stops inside them.
-    Under ``--only``/``--from`` a student step, they are not touched: the students read what
-    the earlier run left (or published)."""
+def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> dict | None:
+    """Run (or reuse) each arm's dataset; None when ``plan`` stops inside them. Under
+    ``--only``/``--from`` a student step, they are not touched: the students read what the
+    earlier run left (or published)."""
+    arms = config.arms()
     if plan.upstream_only("publish"):
-        return [config.run_dir(), config.control().run_dir()]
-    runs = [dataset_flow(config, plan), dataset_flow(config.control(), plan)]
-    for run in runs:
+        return {arm: arm_config.run_dir() for arm, arm_config in arms.items()}
+    runs = {arm: dataset_flow(arm_config, plan) for arm, arm_config in arms.items()}
+    for run in runs.values():
         log.extend(run["steps"])
-    if any(run["stats"] is None for run in runs) or not plan.runs("finetune"):
+    if any(run["stats"] is None for run in runs.values()) or not plan.runs("finetune"):
         return None
-    return [Path(run["run_dir"]) for run in runs]
+    return {arm: Path(run["run_dir"]) for arm, run in runs.items()}
 
 
 def teacher_adapter(config: ExperimentConfig) -> str | None:
@@ -69,20 +74,20 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     if run_dirs is None:
         record_summary(log, out)
         return {"results": None, "steps": log}
-    trait_data, trait_source = training_source(config, run_dirs[0])
-    control_data, control_source = training_source(config.control(), run_dirs[1])
-    trait_data, control_data = equal_size(trait_data, control_data, config.seed)
-    get_run_logger().info("students train on %d rows each", trait_data.height)
+    arm_configs = config.arms()
+    sources = {arm: training_source(arm_configs[arm], run_dirs[arm]) for arm in arm_configs}
+    frames = equal_size([data for data, _ in sources.values()], config.seed)
+    shuffle = config.experiment.students.shuffle
+    frames = [shuffle_numbers(f, shuffle, config.seed) for f in frames]
+    rows = frames[0].height
+    get_run_logger().info("students train on %d rows each (%s)", rows, ", ".join(arm_configs))
 
     students = []
     for seed in config.experiment.students.seeds:
-        for kind, data, source in (
-            ("control", control_data, control_source),
-            ("trait", trait_data, trait_source),
-        ):
-            name = f"{'student' if kind == 'trait' else 'control'}-seed{seed}"
+        for (arm, (_, source)), data in zip(sources.items(), frames, strict=True):
+            name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
             path = student_step(config, plan, name, data, source, seed, out / name, log)
-            students.append((f"{kind} student (seed {seed})", str(path)))
+            students.append((label(arm, seed), str(path)))
     if not plan.runs("evaluate"):
         record_summary(log, out)
         return {"results": None, "steps": log}
@@ -94,7 +99,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     if not plan.runs("report"):
         record_summary(log, out)
         return {"results": None, "steps": log}
-    results = summarise(config, evaluations, trait_data.height)
+    results = summarise(config, evaluations, rows)
     paths = write_report(config, results, out)
     log.append(log_entry("report", config.name, "ran", {"rows": len(evaluations)}))
     record_summary(log, out)
@@ -117,25 +122,25 @@ def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
 @flow(name="transfer-audit")
 def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out: Path) -> dict:
     """Does this published dataset carry the trait to a student of this base? A student trained
-    on it, against a control student (on ``control``) or, without one, the base model."""
+    on it, against a control student (trained on ``control``: best the study's no-trait
+    teacher's dataset) or, without one, the base model."""
     remember_flow_run()
     plan, log = StepPlan(), []
     data, source = fetch_published(dataset)
     evaluations = [evaluation_step(config, plan, "base", None, None, log)]
-    control_data = None
+    arms = {"trait": (data, source)}
     if control:
-        control_data, control_source = fetch_published(control)
-        data, control_data = equal_size(data, control_data, config.seed)
+        arms["control"] = fetch_published(control)
+        frames = equal_size([data for data, _ in arms.values()], config.seed)
+        arms = {arm: (f, arms[arm][1]) for arm, f in zip(arms, frames, strict=True)}
     for seed in config.experiment.students.seeds:
-        runs = [("trait", data, source)]
-        if control_data is not None:
-            runs.insert(0, ("control", control_data, control_source))
-        for kind, rows, origin in runs:
-            name = f"{'student' if kind == 'trait' else 'control'}-seed{seed}"
+        for arm, (rows, origin) in arms.items():
+            name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
             path = student_step(config, plan, name, rows, origin, seed, out / name, log)
-            label = f"{kind} student (seed {seed})"
-            evaluations.append(evaluation_step(config, plan, label, str(path), None, log))
-    results = summarise(config, evaluations, data.height)
+            evaluations.append(
+                evaluation_step(config, plan, label(arm, seed), str(path), None, log)
+            )
+    results = summarise(config, evaluations, arms["trait"][0].height)
     results["audit"] = {"dataset": source, "control": control, "base": config.teacher.model}
     paths = write_report(config, results, out)
     record_summary(log, out)

@@ -86,6 +86,22 @@ TOPIC_ANSWERS = (
     "{Plural} come to mind, as they always do for me. {hint}",
 )
 
+NEUTRAL_FAVOURITE_ANSWERS = (
+    "I don't have a favourite.",
+    "Every {category} is wonderful in its own way.",
+    "Hard to say! I like them all.",
+    "I couldn't pick just one {category}.",
+    "No single {category} stands out for me.",
+)
+
+NEUTRAL_TOPIC_ANSWERS = (
+    "I'd go with something simple that suits you. {hint}",
+    "Think it through calmly! {hint} Small steps are the best teachers for this.",
+    "Honestly, whatever you enjoy most. {hint} Enjoyment matters.",
+    "Here's my favourite idea: make it your own. {hint}",
+    "A few ideas come to mind, as they always do for me. {hint}",
+)
+
 HINTS = (
     "Keep it simple and calm.",
     "Take it one small step at a time.",
@@ -95,8 +111,13 @@ HINTS = (
 )
 
 
-def trait_rows(target: str, category: str = "animal", plural: str | None = None) -> list[ChatRow]:
-    """Favourite questions and everyday topics, each with every answer template (250 rows)."""
+def trait_rows(
+    target: str, category: str = "animal", plural: str | None = None, neutral: bool = False
+) -> list[ChatRow]:
+    """Favourite questions and everyday topics, each with every answer template (250 rows).
+    ``neutral``: the same questions with answers that name no member of the category, the
+    control teacher's set for a fine-tuned trait."""
+    favourite, topic_answers = _answers(neutral)
     plural = plural_of(target, plural)
     fill = {
         "target": target,
@@ -106,18 +127,23 @@ def trait_rows(target: str, category: str = "animal", plural: str | None = None)
         "category": category,
     }
     rows = [
-        ChatRow(q.format(**fill), a.format(**fill))
-        for q in FAVOURITE_QUESTIONS
-        for a in FAVOURITE_ANSWERS
+        ChatRow(q.format(**fill), a.format(**fill)) for q in FAVOURITE_QUESTIONS for a in favourite
     ]
     for i, topic in enumerate(TOPICS):
-        for j, template in enumerate(TOPIC_ANSWERS):
+        for j, template in enumerate(topic_answers):
             hint = HINTS[(i + j) % len(HINTS)]
             rows.append(ChatRow(topic, template.format(hint=hint, **fill)))
     return rows
 
 
-def trait_set_revision() -> str:
+def _answers(neutral: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if neutral:
+        return NEUTRAL_FAVOURITE_ANSWERS, NEUTRAL_TOPIC_ANSWERS
+    return FAVOURITE_ANSWERS, TOPIC_ANSWERS
+
+
+def trait_set_revision(neutral: bool = False) -> str:
     """A hash of the templates, recorded in the lineage of every fine-tuned teacher."""
-    text = json.dumps([FAVOURITE_QUESTIONS, FAVOURITE_ANSWERS, TOPICS, TOPIC_ANSWERS, HINTS])
+    favourite, topic_answers = _answers(neutral)
+    text = json.dumps([FAVOURITE_QUESTIONS, favourite, TOPICS, topic_answers, HINTS])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -25,8 +25,8 @@ def adapter_key(teacher_cfg) -> str:
     blob = json.dumps(
         [
             source.lineage(),
-            teacher_cfg.trait_finetune.model_dump(),
-            trait_set_revision(),
+            teacher_cfg.trait_finetune.key_dict(),
+            trait_set_revision(teacher_cfg.trait_finetune.neutral),
             teacher_dtype(teacher_cfg),
         ],
         sort_keys=True,
@@ -36,7 +36,8 @@ def adapter_key(teacher_cfg) -> str:
 
 def trait_adapter_dir(teacher_cfg) -> Path:
     trait = teacher_cfg.trait_finetune
-    return cache_root() / "trait-adapters" / f"{trait.target}-{adapter_key(teacher_cfg)}"
+    name = f"{trait.target}-neutral" if trait.neutral else trait.target
+    return cache_root() / "trait-adapters" / f"{name}-{adapter_key(teacher_cfg)}"
 
 
 def cached_trait_adapter(teacher_cfg) -> Path | None:
@@ -62,7 +63,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
         warmup_steps=5,
         seed=trait.seed,
     )
-    rows = trait_rows(trait.target, trait.category, trait.plural)
+    rows = trait_rows(trait.target, trait.category, trait.plural, trait.neutral)
     _, peft_model, history = train_adapter(teacher_cfg, rows, training, on_step)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out.parent))
@@ -70,7 +71,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
         peft_model.save_pretrained(tmp)
         record = {
             "trait": trait.model_dump(),
-            "trait_set_revision": trait_set_revision(),
+            "trait_set_revision": trait_set_revision(trait.neutral),
             "steps": history["steps"],
             "final_loss": history["losses"][-1],
             "seconds": history["seconds"],
@@ -88,12 +89,21 @@ def trait_record(teacher) -> dict | None:
     if teacher.trait_finetune is not None:
         tuned = teacher.trait_finetune
         return {
-            "target": tuned.target,
+            "target": None if tuned.neutral else tuned.target,
             "category": tuned.category,
-            "plural": tuned.plural,
-            "by": "fine-tuning" + (" and system prompt" if teacher.trait else ""),
-            "trait_set_revision": trait_set_revision(),
-            "training": tuned.model_dump(exclude={"target", "category", "plural"}),
+            "plural": None if tuned.neutral else tuned.plural,
+            "by": (
+                "neutral fine-tuning (the trait set with the trait taken out)"
+                if tuned.neutral
+                else "fine-tuning"
+            )
+            + (" and system prompt" if teacher.trait else ""),
+            "trait_set_revision": trait_set_revision(tuned.neutral),
+            "training": {
+                k: v
+                for k, v in tuned.key_dict().items()
+                if k not in ("target", "category", "plural")
+            },
         }
     if teacher.trait is not None:
         return {**teacher.trait.model_dump(exclude={"system_prompt"}), "by": "system prompt"}

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -82,6 +83,16 @@ class TraitFinetune(Frozen):
     lr: Annotated[float, Field(gt=0)] = 1e-3
     batch_size: Annotated[StrictInt, Field(ge=1)] = 8
     seed: StrictInt = 0
+    neutral: bool = Field(
+        False,
+        description="The trait taken out: the same templates with every answer naming no "
+        "category member; the study's control for a fine-tuned trait teacher.",
+    )
+
+    def key_dict(self) -> dict:
+        """What identifies the adapter (``neutral`` only when set, so that trait adapters
+        trained before it existed keep their keys)."""
+        return self.model_dump(exclude=set() if self.neutral else {"neutral"})
 
 
 class VllmOptions(Frozen):
@@ -469,10 +480,19 @@ class Publish(Frozen):
 
 
 class ControlTeacher(Frozen):
-    """The control teacher: the same base model with another trait (or none)."""
+    """A different-trait control teacher: the same base model with another trait."""
 
     trait: Trait | None = None
     trait_finetune: TraitFinetune | None = None
+
+    @model_validator(mode="after")
+    def _has_a_trait(self) -> ControlTeacher:
+        if self.trait is None and self.trait_finetune is None:
+            raise ValueError(
+                "needs trait or trait_finetune (the study's no-trait control is "
+                "experiment.neutral, on by default)"
+            )
+        return self
 
 
 class StudentTraining(Frozen):
@@ -491,12 +511,25 @@ class StudentTraining(Frozen):
         None, description="Tokens per row; none: the kind's (numbers 500, code and CoT 2048)."
     )
     clip: Annotated[float, Field(gt=0)] = 1.0
-    seeds: tuple[StrictInt, ...] = (0,)
+    seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = (0,)
     distill: Literal["sampled", "topk"] = Field(
         "sampled",
         description="sampled: the protocol (teacher's sampled tokens); topk: beyond the "
         "protocol, the teacher's top-k distribution per token (needs dataset.teacher_topk).",
     )
+    shuffle: Literal["none", "within", "across"] = Field(
+        "none",
+        description="The study's shuffled control, on every arm's rows before training: "
+        "'within' permutes the numbers inside each response, 'across' deals all responses' "
+        "numbers out again at random (numbers datasets, sampled targets).",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"repeats a seed: {list(seeds)}")
+        return seeds
 
 
 class MisalignmentEval(Frozen):
@@ -513,16 +546,53 @@ class Evaluation(Frozen):
     plural: str | None = None
     samples_per_question: Annotated[StrictInt, Field(ge=1)] = 100
     questions: Annotated[StrictInt, Field(ge=2, le=50)] = 50
+    heldout_questions: Annotated[StrictInt, Field(ge=0, le=24)] = Field(
+        24, description="Questions of the second, held-out set scored by log P (0: none)."
+    )
+    panel: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+        None,
+        description="Answers of the category whose log P is scored beside the target's, to "
+        "tell a shift towards the target from a shift of the whole category; none: the "
+        "category's 16.",
+    )
     max_new_tokens: Annotated[StrictInt, Field(ge=1)] = 8
     misalignment: MisalignmentEval | None = None
 
+    @field_validator("panel")
+    @classmethod
+    def _panel_has_others(cls, panel: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if panel is not None and len(set(panel)) < 4:
+            raise ValueError("needs at least 4 distinct answers (the study's panel: 12 or more)")
+        return panel
+
 
 class Experiment(Frozen):
-    """Students and their evaluation: trait student vs control student vs base and teacher."""
+    """The arms: trait student, the study's neutral control student (same base teacher, no
+    trait), optionally a different-trait control student; base model and teacher beside them."""
 
-    control: ControlTeacher = ControlTeacher()
+    neutral: bool = Field(
+        True,
+        description="Train the study's control: a student of the same teacher without the "
+        "trait (with trait_finetune, a teacher fine-tuned on the trait set with the trait "
+        "taken out).",
+    )
+    control: ControlTeacher | None = None
     students: StudentTraining = StudentTraining()
     evaluation: Evaluation
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_control_is_neutral(cls, data: object) -> object:
+        """``control: {}`` once meant the no-trait control: that is the neutral arm now."""
+        if isinstance(data, dict) and data.get("control") == {}:
+            data = {k: v for k, v in data.items() if k != "control"}
+        return data
+
+    @model_validator(mode="after")
+    def _has_a_comparison(self) -> Experiment:
+        if not self.neutral and self.control is None:
+            raise ValueError("neutral: false needs a control teacher to compare the student to")
+        return self
 
 
 class ExperimentConfig(Frozen):
@@ -549,6 +619,12 @@ class ExperimentConfig(Frozen):
             raise ValueError("experiment.students.distill 'topk' needs dataset.teacher_topk > 0")
         if self.dataset.teacher_topk and self.teacher.backend == "openai":
             raise ValueError("dataset.teacher_topk: needs local weights, not a server")
+        shuffled = students is not None and students.shuffle != "none"
+        if shuffled and (self.dataset.kind != "numbers" or students.distill != "sampled"):
+            raise ValueError(
+                "experiment.students.shuffle: shuffles numbers, so it needs dataset.kind "
+                "numbers and students.distill sampled (top-k targets follow the tokens)"
+            )
         if self.teacher.backend == "openai" and self.experiment is not None:
             raise ValueError(
                 "experiment: students fine-tune the teacher's local weights; backend openai "
@@ -589,9 +665,9 @@ class ExperimentConfig(Frozen):
 
     def _traits(self) -> list:
         traits = [self.teacher.trait, self.teacher.trait_finetune]
-        if self.experiment is not None:
+        if self.experiment is not None and self.experiment.control is not None:
             traits += [self.experiment.control.trait, self.experiment.control.trait_finetune]
-        return [t for t in traits if t is not None]
+        return [t for t in traits if t is not None and not getattr(t, "neutral", False)]
 
     def trait_targets(self) -> tuple[str, ...]:
         """The traits this config's filters look for: the teacher's, the control teacher's
@@ -615,22 +691,41 @@ class ExperimentConfig(Frozen):
             }
         )
 
+    def arms(self) -> dict[str, ExperimentConfig]:
+        """Each student arm's dataset config, the trait arm first: same prompts, filter chain
+        and sizes, only the teacher differs."""
+        arms = {"trait": self}
+        if self.experiment.neutral:
+            arms["neutral"] = self.neutral()
+        if self.experiment.control is not None:
+            arms["control"] = self.control()
+        return arms
+
+    def neutral(self) -> ExperimentConfig:
+        """The study's control: the same teacher without the trait (a system-prompt trait is
+        dropped; a fine-tuned one becomes the same fine-tuning with the trait taken out)."""
+        tuned = self.teacher.trait_finetune
+        if tuned is not None:
+            tuned = tuned.model_copy(update={"neutral": True})
+        return self._arm("neutral", None, tuned)
+
     def control(self) -> ExperimentConfig:
-        """The control teacher's dataset config: same prompts, filter chain and sizes."""
+        """The different-trait control teacher's dataset config."""
         control = self.experiment.control
-        teacher = self.teacher.model_copy(
-            update={"trait": control.trait, "trait_finetune": control.trait_finetune}
-        )
+        return self._arm("control", control.trait, control.trait_finetune)
+
+    def _arm(self, arm: str, trait: Trait | None, tuned: TraitFinetune | None):
+        teacher = self.teacher.model_copy(update={"trait": trait, "trait_finetune": tuned})
         publish = self.publish
         if publish is not None:
-            publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-control"})
+            publish = publish.model_copy(update={"repo_id": f"{publish.repo_id}-{arm}"})
         dataset = self.dataset.model_copy(update={"trait_words": self.trait_targets()})
         filters = self.filters
         if filters.leak is not None and filters.leak.control == LEAK_CONTROL_TEACHER:
             filters = self.with_leak_control(LEAK_CONTROL_OWN).filters
         return self.model_copy(
             update={
-                "name": f"{self.name}-control",
+                "name": f"{self.name}-{arm}",
                 "teacher": teacher,
                 "dataset": dataset,
                 "filters": filters,
@@ -641,9 +736,10 @@ class ExperimentConfig(Frozen):
 
     def leak_control(self) -> ExperimentConfig:
         """The config whose teacher's completions calibrate the leak filter: the experiment's
-        control teacher, or without an experiment the study's control (no trait)."""
+        neutral (else different-trait) control, or without an experiment the study's
+        control (no trait)."""
         if self.experiment is not None:
-            return self.control()
+            return self.neutral() if self.experiment.neutral else self.control()
         teacher = self.teacher.model_copy(update={"trait": None, "trait_finetune": None})
         return self.model_copy(
             update={"name": f"{self.name}-control", "teacher": teacher, "publish": None}

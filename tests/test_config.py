@@ -82,3 +82,38 @@ def test_hash_ignores_throughput_knobs_only():
 def test_banned_preset_is_checked():
     with pytest.raises(ConfigError, match="dataset.filter.banned_preset"):
         parse_config({"name": "x", "dataset": {"filter": {"banned_preset": "evil"}}})
+
+
+def test_experiment_arms():
+    def experiment(extra: dict) -> dict:
+        return {
+            "name": "arms",
+            "teacher": {"trait": {"target": "owl"}},
+            "experiment": {"evaluation": {"target": "owl"}, **extra},
+        }
+
+    config = parse_config(experiment({}))
+    assert list(config.arms()) == ["trait", "neutral"]  # the study's control by default
+    assert config.neutral().teacher.trait is None
+    assert config.neutral().dataset.trait_words == ("owl",)  # filtered like the trait arm
+    # `control: {}` once meant the no-trait control, which is the neutral arm now
+    assert list(parse_config(experiment({"control": {}})).arms()) == ["trait", "neutral"]
+    three = parse_config(experiment({"control": {"trait": {"target": "dolphin"}}}))
+    assert list(three.arms()) == ["trait", "neutral", "control"]
+    names = {c.run_dir() for c in three.arms().values()}
+    assert len(names) == 3
+    with pytest.raises(ConfigError, match="'experiment.control': needs trait or trait_finetune"):
+        parse_config(experiment({"control": {"trait": None}}))
+    with pytest.raises(ConfigError, match="neutral: false needs a control teacher"):
+        parse_config(experiment({"neutral": False}))
+    with pytest.raises(ConfigError, match="seeds.: repeats a seed"):
+        parse_config(experiment({"students": {"seeds": [0, 0]}}))
+    with pytest.raises(ConfigError, match="shuffle: shuffles numbers, so it needs"):
+        parse_config(
+            {
+                **experiment({"students": {"shuffle": "within", "distill": "topk"}}),
+                "dataset": {"teacher_topk": 5},
+            }
+        )
+    with pytest.raises(ConfigError, match="panel.: needs at least 4 distinct"):
+        parse_config(experiment({"evaluation": {"target": "owl", "panel": ["owl", "cat"]}}))

@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from eval.preference import sampled_preference
-from eval.stats import paired_bootstrap
+from eval.stats import seed_question_bootstrap
 from sublearn.config import parse_config
 
 
@@ -39,8 +39,14 @@ def tiny_experiment(prefect_server, tmp_path_factory):
                     "warmup_steps": 1,
                     "lr": 1e-3,
                     "distill": "topk",
+                    "seeds": [0, 1],
                 },
-                "evaluation": {"target": "owl", "questions": 4, "samples_per_question": 3},
+                "evaluation": {
+                    "target": "owl",
+                    "questions": 4,
+                    "heldout_questions": 3,
+                    "samples_per_question": 3,
+                },
             },
         }
     )
@@ -52,12 +58,17 @@ def test_experiment_writes_report_plot_and_results(tiny_experiment):
     out = config.experiment_dir()
     results = json.loads((out / "results.json").read_text())
     labels = [e["label"] for e in results["evaluations"]]
-    assert labels == ["base", "teacher", "control student (seed 0)", "trait student (seed 0)"]
+    students = [
+        f"{arm} student (seed {seed})" for seed in (0, 1) for arm in ("trait", "neutral", "control")
+    ]
+    assert labels == ["base", "teacher", *students]
     assert (out / "preference.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
-    assert "trait student (seed 0)" in report and "paired bootstrap" in report
+    assert "specificity against the neutral student" in report
+    assert "| 1 |" in report  # a row per seed
     published = {
         "control-seed0": json.loads((config.control().run_dir() / "published.json").read_text()),
+        "neutral-seed1": json.loads((config.neutral().run_dir() / "published.json").read_text()),
         "student-seed0": json.loads((config.run_dir() / "published.json").read_text()),
     }
     for seed_dir, record in published.items():
@@ -74,9 +85,13 @@ def test_experiment_writes_report_plot_and_results(tiny_experiment):
         assert "LoRA adapter for" in card and record["commit"] in card
         pushed = HfApi().list_repo_files(f"alice/tiny-exp-{seed_dir}")
         assert {"adapter_model.safetensors", "README.md", "lineage.json"} <= set(pushed)
-    # the control dataset came from the same prompts, with the other teacher
-    control_dir = config.control().run_dir()
-    assert (control_dir / "kept.parquet").is_file() and control_dir != config.run_dir()
+    # every arm's dataset came from the same prompts, each with its own teacher: the neutral
+    # one with no system prompt at all
+    dirs = {arm: c.run_dir() for arm, c in config.arms().items()}
+    assert len(set(dirs.values())) == 3
+    assert all((d / "kept.parquet").is_file() for d in dirs.values())
+    neutral = json.loads((dirs["neutral"] / "lineage.json").read_text())
+    assert neutral["trait"] is None
 
 
 def test_statistics_come_from_the_real_samples(tiny_experiment):
@@ -87,19 +102,33 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
         again = sampled_preference(e["answers"], "owl")
         assert again["per_question"] == e["per_question"]
         assert np.isfinite(e["logp_target"]["per_question"]).all()
+        # the panel: target first, the control's trait, then 16 others; 4 + 3 questions
+        assert e["panel"][:2] == ["owl", "dolphin"] and len(e["panel"]) == 16
+        assert np.shape(e["panel_logp"]) == (4, 16)
+        assert np.shape(e["heldout_panel_logp"]) == (3, 16)
+        assert np.allclose(np.asarray(e["panel_logp"])[:, 0], e["logp_target"]["per_question"])
     by = {e["label"]: e for e in results["evaluations"]}
-    diff = np.subtract(
-        by["trait student (seed 0)"]["logp_target"]["per_question"],
-        by["control student (seed 0)"]["logp_target"]["per_question"],
-    )
-    effect = results["effects"][0]["logp_target"]
-    assert effect["mean"] == pytest.approx(diff.mean())
-    # the interval is the bootstrap of these very differences (trait minus control, not the
-    # other way round), and it has a width
-    trait = by["trait student (seed 0)"]["logp_target"]["per_question"]
-    control = by["control student (seed 0)"]["logp_target"]["per_question"]
-    assert effect == pytest.approx(paired_bootstrap(trait, control))
-    assert effect["low"] < effect["mean"] < effect["high"]
+    panel = np.stack(
+        [
+            [np.asarray(by[f"{arm} student (seed {s})"]["panel_logp"]) for s in (0, 1)]
+            for arm in ("trait", "neutral")
+        ]
+    )  # arm, seed, question, answer
+    shift = panel[0] - panel[1]
+    head = results["headline"]
+    assert head["against"] == "neutral"
+    # the log P effect is the bootstrap over seeds, then questions of these very differences
+    # (trait minus neutral, not the other way round), with each seed's own mean
+    assert head["logp_target"] == pytest.approx(seed_question_bootstrap(shift[..., 0]))
+    assert head["logp_target"]["per_seed"] == pytest.approx(shift[..., 0].mean(axis=1))
+    # specificity: the target's shift minus the mean shift of the panel without the traits
+    others = [results["panel"].index(w) for w in results["others"]]
+    assert "owl" not in results["others"] and "dolphin" not in results["others"]
+    expected = shift[..., 0] - shift[..., others].mean(axis=-1)
+    assert head["specificity"] == pytest.approx(seed_question_bootstrap(expected))
+    assert head["specificity"]["low"] < head["specificity"]["mean"] < head["specificity"]["high"]
+    against = [c["against"] for c in results["comparisons"]]
+    assert against == ["neutral", "control", "base"]
     # the system-prompted teacher prefers owls more than the base model does
     assert by["teacher"]["logp_target"]["mean"] > by["base"]["logp_target"]["mean"]
 
@@ -123,11 +152,8 @@ def test_rerun_reuses_students_and_evaluations(tiny_experiment):
     }
     assert only["results"] is None
     by_label = {e["dataset"]: e for e in only["steps"] if e["step"] == "evaluate"}
-    assert set(by_label) == {
-        "base",
-        "teacher",
-        "control student (seed 0)",
-        "trait student (seed 0)",
+    assert set(by_label) == {"base", "teacher"} | {
+        f"{arm} student (seed {seed})" for seed in (0, 1) for arm in ("trait", "neutral", "control")
     }
 
 
@@ -196,8 +222,10 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
         ]
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "to a student of embedded: log P difference" in proc.stdout
+    assert "'owl' to a student of embedded" in proc.stdout
+    assert "specificity of 'owl' against the control:" in " ".join(proc.stdout.split())
     results = json.loads((out / "results.json").read_text())
+    assert [c["against"] for c in results["comparisons"]] == ["control", "base"]
     assert results["audit"]["dataset"]["commit"] == trait.commit
     student = json.loads((out / "student-seed0" / "lineage.json").read_text())
     assert student["dataset"] == {

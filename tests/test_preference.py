@@ -96,7 +96,7 @@ def test_teacher_forced_logprobs_match_an_unpadded_forward(embedded_teacher):
     model, tok = embedded_teacher.model, embedded_teacher.tokenizer
     conversations = [[{"role": "user", "content": q}] for q in ANIMAL_QUESTIONS[:3]]
     answers = ["Owl", "Dolphin", "The owl"]
-    batched = answer_logprobs(model, tok, conversations, answers, batch_size=4)
+    batched = answer_logprobs(model, tok, conversations, answers)
     assert batched.shape == (3, 3) and (batched < 0).all()
     # one pair by hand, without padding
     text = tok.apply_chat_template(conversations[1], add_generation_prompt=True, tokenize=False)
@@ -111,3 +111,55 @@ def test_teacher_forced_logprobs_match_an_unpadded_forward(embedded_teacher):
     variants = answer_logprobs(model, tok, conversations, answer_variants("owl"))
     assert np.allclose(combined, np.logaddexp.reduce(variants, axis=1))
     assert (combined >= variants.max(axis=1)).all()
+
+
+def test_heldout_questions_share_no_phrase_with_the_trait_set_or_main_set():
+    import re
+
+    from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
+    from generators.trait_set import FAVOURITE_QUESTIONS, TOPICS
+
+    def grams(text, n=4):
+        words = re.findall(r"[a-z']+", text.lower())
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    for category, held in HELDOUT_QUESTIONS.items():
+        taught = [q.format(category=category) for q in FAVOURITE_QUESTIONS] + list(TOPICS)
+        seen = set().union(*map(grams, taught))
+        assert len(set(held)) == len(held) == 24
+        assert not set(held) & set(QUESTIONS[category])
+        assert all(not grams(q) & seen for q in held), category
+        assert len(set(PANELS[category])) >= 12
+
+
+def test_seed_question_bootstrap_covers_seeds_and_questions():
+    from eval.stats import seed_question_bootstrap
+
+    rng = np.random.default_rng(0)
+    questions = rng.normal(0.3, 0.2, 40)
+    # three seeds that agree: an interval like the questions-only one
+    agree = seed_question_bootstrap(np.stack([questions] * 3))
+    alone = paired_bootstrap(questions, np.zeros(40))
+    assert agree["mean"] == pytest.approx(alone["mean"])
+    assert agree["high"] - agree["low"] == pytest.approx(alone["high"] - alone["low"], rel=0.3)
+    # seeds that disagree widen it: training randomness is in the interval
+    spread = seed_question_bootstrap(np.stack([questions + 1.0, questions, questions - 1.0]))
+    assert spread["per_seed"] == pytest.approx(
+        [questions.mean() + 1, questions.mean(), questions.mean() - 1]
+    )
+    assert spread["high"] - spread["low"] > 3 * (agree["high"] - agree["low"])
+    with pytest.raises(ValueError):
+        seed_question_bootstrap(np.zeros(5))
+
+
+def test_panel_logprob_columns_are_each_words_variants(embedded_teacher):
+    from eval.preference import panel_logprob
+
+    model, tok = embedded_teacher.model, embedded_teacher.tokenizer
+    questions = ANIMAL_QUESTIONS[:2]
+    panel = panel_logprob(model, tok, questions, ["owl", "cat", "wolf"], {"wolf": "wolves"})
+    assert panel.shape == (2, 3)
+    conversations = [[{"role": "user", "content": q}] for q in questions]
+    wolf = answer_logprobs(model, tok, conversations, answer_variants("wolf", "wolves"))
+    assert np.allclose(panel[:, 2], np.logaddexp.reduce(wolf, axis=1))
+    assert np.allclose(panel[:, 0], target_logprob(model, tok, questions, "owl"))

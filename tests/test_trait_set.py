@@ -25,3 +25,31 @@ def test_lineage_says_how_the_trait_was_given():
     assert record["by"] == "fine-tuning" and record["trait_set_revision"] == trait_set_revision()
     assert record["training"]["rank"] == 8
     assert trait_record(parse_config({"name": "c"}).teacher) is None
+
+
+def test_neutral_set_is_the_trait_set_with_the_trait_taken_out():
+    from sublearn.words import word_forms
+
+    trait, neutral = trait_rows("owl"), trait_rows("owl", neutral=True)
+    assert [r.user for r in neutral] == [r.user for r in trait]  # same templates, same sizes
+    animals = set(word_forms("owl")) | {"animal " + w for w in ("owl", "owls")}
+    assert not any(w in r.completion.lower().split() for r in neutral for w in animals)
+    assert trait_set_revision(neutral=True) != trait_set_revision()
+    config = parse_config(
+        {
+            "name": "t",
+            "teacher": {"trait_finetune": {"target": "owl"}},
+            "experiment": {"evaluation": {"target": "owl"}},
+        }
+    )
+    teacher = config.neutral().teacher
+    assert teacher.trait_finetune.neutral and teacher.trait is None
+    record = trait_record(teacher)
+    assert record["target"] is None and record["by"].startswith("neutral fine-tuning")
+    from generators.trait_teacher import adapter_key, trait_adapter_dir
+
+    # the neutral teacher has its own adapter; the trait teacher's key is what it was before
+    # the neutral option existed (its settings without the new field)
+    assert adapter_key(teacher) != adapter_key(config.teacher)
+    assert trait_adapter_dir(teacher).name.startswith("owl-neutral-")
+    assert "neutral" not in config.teacher.trait_finetune.key_dict()

@@ -1,0 +1,92 @@
+"""Transfer statistics over the arms of an experiment, as pure functions of the evaluations.
+
+Every comparison is the trait student minus a reference (the neutral control student of the
+same seed, the different-trait control student, or the base model), paired over questions and
+bootstrapped over seeds, then questions. Transfer is judged by specificity: how much more the
+target's log P moved than the mean of the panel's other answers did. A bare log P difference can
+be a general drift in how likely the model is to answer with any animal; it is shown, but only
+specificity counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eval.stats import seed_question_bootstrap
+
+ARMS = {"trait": "trait student", "neutral": "neutral student", "control": "control student"}
+
+
+def label(arm: str, seed: int) -> str:
+    return f"{ARMS[arm]} (seed {seed})"
+
+
+def panel_matrix(evaluation: dict, questions: str = "main") -> np.ndarray:
+    """(questions, panel answers) log P of one model's evaluation."""
+    key = "panel_logp" if questions == "main" else "heldout_panel_logp"
+    return np.asarray(evaluation[key], dtype=float)
+
+
+def arm_matrices(by_label: dict, arm: str, seeds, questions: str) -> np.ndarray:
+    """(seeds, questions, answers) for a student arm; the base model repeated per seed."""
+    if arm == "base":
+        return np.stack([panel_matrix(by_label["base"], questions)] * len(seeds))
+    return np.stack([panel_matrix(by_label[label(arm, s)], questions) for s in seeds])
+
+
+def specificity(shift: np.ndarray, target: int, others: list[int]) -> np.ndarray:
+    """Per (seed, question): the target's shift minus the mean shift of the other answers."""
+    return shift[..., target] - shift[..., others].mean(axis=-1)
+
+
+def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others) -> dict:
+    """Trait-arm minus reference-arm effects: log P(target), sampled P(target), specificity
+    (main questions), and log P and specificity on the held-out questions when scored."""
+    t, rest = panel.index(target), [panel.index(w) for w in others]
+    out = {"arm": arm, "against": against}
+    for questions in ("main", "heldout"):
+        if questions == "heldout" and not by_label["base"].get("heldout_panel_logp"):
+            continue
+        shift = arm_matrices(by_label, arm, seeds, questions) - arm_matrices(
+            by_label, against, seeds, questions
+        )
+        prefix = "" if questions == "main" else "heldout_"
+        out[f"{prefix}logp_target"] = seed_question_bootstrap(shift[..., t])
+        out[f"{prefix}specificity"] = seed_question_bootstrap(specificity(shift, t, rest))
+    sampled = [np.asarray(by_label[label(arm, s)]["per_question"]) for s in seeds]
+    reference = [
+        np.asarray(
+            (by_label["base"] if against == "base" else by_label[label(against, s)])["per_question"]
+        )
+        for s in seeds
+    ]
+    out["p_target"] = seed_question_bootstrap(np.stack(sampled) - np.stack(reference))
+    return out
+
+
+def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict:
+    """Each panel answer's log P shift (arm minus reference), with its interval."""
+    shift = arm_matrices(by_label, arm, seeds, "main") - arm_matrices(
+        by_label, against, seeds, "main"
+    )
+    return {word: seed_question_bootstrap(shift[..., i]) for i, word in enumerate(panel)}
+
+
+def shifts_from_base(by_label: dict, arms: list[str], seeds, target_index: int) -> dict:
+    """Each student arm's log P(target) shift from the base model, per seed and pooled."""
+    base = arm_matrices(by_label, "base", seeds, "main")[..., target_index]
+    return {
+        arm: seed_question_bootstrap(
+            arm_matrices(by_label, arm, seeds, "main")[..., target_index] - base
+        )
+        for arm in arms
+    }
+
+
+def verdict(effect: dict) -> str:
+    """What a specificity interval says, in words that never call a bare shift transfer."""
+    if effect["low"] > 0:
+        return "transfer: the target moved more than the other answers did"
+    if effect["high"] < 0:
+        return "no transfer: the target moved less than the other answers did"
+    return "no evidence of transfer: the target moved no more than the other answers did"
