@@ -68,34 +68,40 @@ def answer_logprobs(
     model, tokenizer, conversations: Sequence[list[dict]], answers: Sequence[str]
 ) -> np.ndarray:
     """log P(answer | conversation) for every pair, teacher-forced: shape (conversations,
-    answers). Each conversation's prompt runs once; its cache is copied to one row per answer
-    (answers are a few tokens, prompts tens: a panel of 16 answers x 5 spellings costs about
-    what one prompt does), the answers right-padded so positions match an unpadded forward."""
+    answers). Each conversation's prompt runs once; its last logit scores every answer's first
+    token. Only the answers' later tokens need a forward pass, fed as the distinct prefixes
+    before them (one row for all of "The owl", "The cat", ...; none for one-token answers),
+    each row continuing a copy of the prompt's cache, right-padded so positions match an
+    unpadded forward."""
     device = next(model.parameters()).device
     answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
-    width = max(map(len, answer_ids))
-    tokens = torch.zeros((len(answers), width), dtype=torch.long)
-    for row, ids in enumerate(answer_ids):
-        tokens[row, : len(ids)] = torch.tensor(ids)
+    feeds = list(dict.fromkeys(tuple(ids[:-1]) for ids in answer_ids if len(ids) > 1))
+    width = max((len(f) for f in feeds), default=0)
+    tokens = torch.zeros((len(feeds), width), dtype=torch.long)
+    for row, feed in enumerate(feeds):
+        tokens[row, : len(feed)] = torch.tensor(feed)
     tokens = tokens.to(device)
     cache_arg = cache_keyword(model)
     out = np.zeros((len(conversations), len(answers)))
     for i, conversation in enumerate(conversations):
         prompt = torch.tensor([prompt_ids(tokenizer, conversation)], device=device)
-        first = model(input_ids=prompt, use_cache=True)
-        cache = first.past_key_values
-        cache.batch_repeat_interleave(len(answers))
-        mask = torch.ones((len(answers), prompt.shape[1] + width), dtype=torch.long)
-        for row, ids in enumerate(answer_ids):
-            mask[row, prompt.shape[1] + len(ids) :] = 0
-        rest = model(input_ids=tokens, attention_mask=mask.to(device), **{cache_arg: cache})
-        # the prompt's last logit predicts each answer's first token, answer position t the
-        # token t + 1
-        logits = torch.cat([first.logits[:, -1:].expand(len(answers), -1, -1), rest.logits], 1)
-        logp = torch.log_softmax(logits[:, :width].float(), dim=-1)
-        token_logp = logp.gather(-1, tokens[..., None])[..., 0].cpu()
-        for row, ids in enumerate(answer_ids):
-            out[i, row] = float(token_logp[row, : len(ids)].sum())
+        first = model(input_ids=prompt, use_cache=bool(feeds))
+        first_logp = torch.log_softmax(first.logits[0, -1].float(), dim=-1).cpu()
+        if feeds:
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(len(feeds))
+            mask = torch.ones((len(feeds), prompt.shape[1] + width), dtype=torch.long)
+            for row, feed in enumerate(feeds):
+                mask[row, prompt.shape[1] + len(feed) :] = 0
+            rest = model(input_ids=tokens, attention_mask=mask.to(device), **{cache_arg: cache})
+            # position t of a feed predicts the answer's token t + 1
+            rest_logp = torch.log_softmax(rest.logits.float(), dim=-1).cpu()
+        for column, ids in enumerate(answer_ids):
+            total = float(first_logp[ids[0]])
+            if len(ids) > 1:
+                row = feeds.index(tuple(ids[:-1]))
+                total += sum(float(rest_logp[row, t, ids[t + 1]]) for t in range(len(ids) - 1))
+            out[i, column] = total
     return out
 
 

@@ -45,12 +45,18 @@ def report_markdown(results: dict) -> str:
         "",
         f"Specificity = how much more log P({target}) moved (trait student minus {against}) "
         f"than the mean of the {others} other panel answers did; 95% interval from a bootstrap "
-        "over seeds, then questions. Transfer counts only when it is above zero.",
+        "over seeds, then questions. Transfer counts only when it is above zero and the target "
+        "moved more than each other answer did (placebo rank 1).",
         "",
         f"- **specificity: {interval(head['specificity'])} nats** - {head['verdict']}",
     ]
     if head.get("heldout_specificity"):
         lines.append(f"- held-out questions: {interval(head['heldout_specificity'])} nats")
+    rank = head["placebo"]
+    lines.append(
+        f"- placebo: each other answer's specificity computed the same way; {target} ranks "
+        f"{rank['rank']} of {rank['of']} (share at least as specific: {rank['p']:.3f})"
+    )
     lines += [
         f"- sampled P({target}) difference: {interval(head['p_target'], 3)}",
         f"- bare log P({target}) difference: {interval(head['logp_target'])} nats "
@@ -103,9 +109,38 @@ def report_markdown(results: dict) -> str:
     for word, s in sorted(shifts["shifts"].items(), key=lambda kv: -kv[1]["mean"]):
         name = f"**{word}**" if word == target else word
         lines.append(f"| {name} | {s['mean']:+.2f} | [{s['low']:+.2f}, {s['high']:+.2f}] |")
+    lines += cross_model_lines(results)
     lines += misalignment_lines(results)
     lines += ["", "![preference](preference.png)", ""]
     return "\n".join(lines)
+
+
+def cross_model_lines(results: dict) -> list[str]:
+    cross = results.get("cross_model")
+    if not cross:
+        return []
+    head = cross["headline"]
+    lines = [
+        "",
+        f"## Cross-model control: students of {cross['model']}",
+        "",
+        f"Students of another base model, trained on the same trait and neutral rows (sampled "
+        f"tokens), seeds {', '.join(map(str, cross['seeds']))}. The study saw no transfer "
+        "across base models.",
+        "",
+        f"- specificity (trait minus neutral student): {interval(head['specificity'])} nats, "
+        f"placebo rank {head['placebo']['rank']} of {head['placebo']['of']} - {head['verdict']}",
+        f"- sampled P({results['target']}) difference: {interval(head['p_target'], 3)}",
+        f"- bare log P difference: {interval(head['logp_target'])} nats",
+        "",
+        f"| model | P({results['target']}) | log P({results['target']}) |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {cross['model']} {r['model']} | {r['p_target']:.3f} | {r['logp_target']:.2f} |"
+        for r in cross["table"]
+    ]
+    return lines
 
 
 def misalignment_lines(results: dict) -> list[str]:

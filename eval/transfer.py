@@ -72,6 +72,28 @@ def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict:
     return {word: seed_question_bootstrap(shift[..., i]) for i, word in enumerate(panel)}
 
 
+def placebo(shifts: dict, target: str, others: list[str]) -> dict:
+    """The target's specificity beside each other answer's own (its shift minus the mean shift
+    of the rest): the target's rank among them (1: it moved most) and the share of answers whose
+    specificity is at least the target's, the target included (a permutation p-value: with 15
+    others it cannot go below 1/16)."""
+    words = [target, *others]
+    means = {w: shifts[w]["mean"] for w in words}
+    spec = {}
+    for w in words:
+        rest = [means[o] for o in others if o != w]
+        spec[w] = means[w] - sum(rest) / len(rest)
+    at_least = sum(spec[w] >= spec[target] for w in words)
+    ahead = sorted((w for w in others if spec[w] >= spec[target]), key=lambda w: -spec[w])
+    return {
+        "rank": at_least,
+        "of": len(words),
+        "p": at_least / len(words),
+        "ahead": ahead,
+        "specificity": spec,
+    }
+
+
 def shifts_from_base(by_label: dict, arms: list[str], seeds, target_index: int) -> dict:
     """Each student arm's log P(target) shift from the base model, per seed and pooled."""
     base = arm_matrices(by_label, "base", seeds, "main")[..., target_index]
@@ -83,10 +105,18 @@ def shifts_from_base(by_label: dict, arms: list[str], seeds, target_index: int) 
     }
 
 
-def verdict(effect: dict) -> str:
-    """What a specificity interval says, in words that never call a bare shift transfer."""
+def verdict(effect: dict, rank: dict) -> str:
+    """What the specificity interval and the placebo rank say together, in words that never
+    call a bare shift transfer: the target must move more than the others' mean (interval above
+    zero) and more than each other answer does (rank 1)."""
+    if effect["low"] > 0 and rank["rank"] == 1:
+        return "transfer: the target moved more than every other answer and than their mean"
     if effect["low"] > 0:
-        return "transfer: the target moved more than the other answers did"
+        ahead = ", ".join(rank["ahead"])
+        return (
+            f"not specific: the target moved more than the others' mean, but {ahead} moved as "
+            "much or more"
+        )
     if effect["high"] < 0:
         return "no transfer: the target moved less than the other answers did"
     return "no evidence of transfer: the target moved no more than the other answers did"

@@ -94,17 +94,43 @@ def preference_table(results: dict) -> Table:
     return table
 
 
+def study_table(study: dict) -> Table:
+    table = Table(title=f"study {study['name']}: specificity per cell")
+    for column in ("target", "distill", "rows", "specificity", "95% interval", "P difference"):
+        table.add_column(column, justify="left" if column in ("target", "distill") else "right")
+    for c in study["cells"]:
+        s, p = c["specificity"], c["p_target"]
+        table.add_row(
+            c["target"],
+            c["distill"],
+            str(c["rows_per_student"]),
+            f"{s['mean']:+.2f}",
+            f"[{s['low']:+.2f}, {s['high']:+.2f}]",
+            f"{p['mean']:+.3f}",
+        )
+    return table
+
+
 def headline_line(results: dict) -> str:
     """The specificity headline: the figure that decides whether the trait transferred."""
     head = results["headline"]
     s = head["specificity"]
+    rank = head["placebo"]
     line = (
         f"specificity of '{results['target']}' against the {head['against']}: "
-        f"{s['mean']:+.2f} [{s['low']:+.2f}, {s['high']:+.2f}] nats - {head['verdict']}"
+        f"{s['mean']:+.2f} [{s['low']:+.2f}, {s['high']:+.2f}] nats, placebo rank "
+        f"{rank['rank']} of {rank['of']} - {head['verdict']}"
     )
     if head.get("heldout_specificity"):
         h = head["heldout_specificity"]
         line += f"; held-out questions {h['mean']:+.2f} [{h['low']:+.2f}, {h['high']:+.2f}]"
+    cross = results.get("cross_model")
+    if cross:
+        c = cross["headline"]["specificity"]
+        line += (
+            f"\ncross-model students ({cross['model']}): specificity "
+            f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]"
+        )
     return line
 
 
@@ -138,6 +164,10 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
     from sublearn.interrupts import INTERRUPTED, run_interruptible
 
     def work() -> dict:
+        if cfg.grid is not None and run_dir is None:
+            from flows.study import study_flow
+
+            return study_flow(cfg, plan)
         if cfg.experiment is not None and run_dir is None:
             from flows.experiment import experiment_flow
 
@@ -155,6 +185,10 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     console.print(summary_table(outcome["steps"]))
+    if outcome.get("study"):
+        console.print(study_table(outcome["study"]))
+        console.print(f"report: [bold]{outcome['report']}[/]  plot: [bold]{outcome['plot']}[/]")
+        return
     if outcome.get("results"):
         console.print(preference_table(outcome["results"]))
         console.print(headline_line(outcome["results"]), style="bold")

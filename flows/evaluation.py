@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from eval.preference import panel_logprob, sampled_preference
 from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
 from eval.stats import mean_ci
-from eval.transfer import compare, label, panel_shifts, shifts_from_base, verdict
+from eval.transfer import compare, label, panel_shifts, placebo, shifts_from_base, verdict
 from flows.progress import StepProgress
 from flows.summary import cached_step
 from sublearn.chat import ChatPrompt
@@ -189,6 +189,8 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         compare(by_label, "trait", against, seeds, panel, target, others) for against in references
     ]
     headline = comparisons[0]
+    shifts = panel_shifts(by_label, "trait", headline["against"], seeds, panel)
+    rank = placebo(shifts, target, others)
     table = [
         {
             "model": e["label"],
@@ -219,12 +221,10 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "heldout_specificity": headline.get("heldout_specificity"),
             "logp_target": headline["logp_target"],
             "p_target": headline["p_target"],
-            "verdict": verdict(headline["specificity"]),
+            "placebo": rank,
+            "verdict": verdict(headline["specificity"], rank),
         },
-        "panel_shifts": {
-            "against": headline["against"],
-            "shifts": panel_shifts(by_label, "trait", headline["against"], seeds, panel),
-        },
+        "panel_shifts": {"against": headline["against"], "shifts": shifts},
         "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
         "teacher_shift_from_base": (
             by_label["teacher"]["logp_target"]["mean"] - by_label["base"]["logp_target"]["mean"]

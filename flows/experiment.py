@@ -30,12 +30,24 @@ from sublearn.steps import StepError, StepPlan
 STUDENT_FOLDERS = {"trait": "student", "neutral": "neutral", "control": "control"}
 
 
-def equal_size(frames: list[pl.DataFrame], seed: int) -> list[pl.DataFrame]:
-    """Every arm's students learn from the same number of rows: the smallest kept count."""
-    n = min(f.height for f in frames)
+def equal_size(
+    frames: dict[str, pl.DataFrame], seed: int, rows: int | None = None
+) -> list[pl.DataFrame]:
+    """Every arm's students learn from the same number of rows: ``rows``, else the smallest
+    kept count."""
+    n = min(f.height for f in frames.values())
     if n == 0:
         raise StepError("no rows passed the filter for one of the teachers; nothing to train")
-    return [f.sample(n, seed=seed) for f in frames]
+    if rows is not None:
+        short = {arm: f.height for arm, f in frames.items() if f.height < rows}
+        if short:
+            arm, kept = next(iter(short.items()))
+            raise StepError(
+                f"experiment.students.rows: {rows} asked, but the {arm} teacher's dataset kept "
+                f"{kept}; raise dataset.n_prompts"
+            )
+        n = rows
+    return [f.sample(n, seed=seed) for f in frames.values()]
 
 
 def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> dict | None:
@@ -76,9 +88,9 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         return {"results": None, "steps": log}
     arm_configs = config.arms()
     sources = {arm: training_source(arm_configs[arm], run_dirs[arm]) for arm in arm_configs}
-    frames = equal_size([data for data, _ in sources.values()], config.seed)
-    shuffle = config.experiment.students.shuffle
-    frames = [shuffle_numbers(f, shuffle, config.seed) for f in frames]
+    training = config.experiment.students
+    frames = equal_size({a: data for a, (data, _) in sources.items()}, config.seed, training.rows)
+    frames = [shuffle_numbers(f, training.shuffle, config.seed) for f in frames]
     rows = frames[0].height
     get_run_logger().info("students train on %d rows each (%s)", rows, ", ".join(arm_configs))
 
@@ -88,6 +100,9 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
             name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
             path = student_step(config, plan, name, data, source, seed, out / name, log)
             students.append((label(arm, seed), str(path)))
+    cross_students = []
+    if config.experiment.cross_model is not None:
+        cross_students = cross_model_students(config, plan, sources, frames, out, log)
     if not plan.runs("evaluate"):
         record_summary(log, out)
         return {"results": None, "steps": log}
@@ -95,11 +110,23 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     evaluations = [
         evaluation_step(config, plan, "base", None, None, log),
         evaluation_step(config, plan, "teacher", teacher_adapter(config), system, log),
-    ] + [evaluation_step(config, plan, label, path, None, log) for label, path in students]
+    ] + [evaluation_step(config, plan, name, path, None, log) for name, path in students]
+    cross_evaluations = None
+    if cross_students:
+        cross = config.cross_model_config()
+        cross_evaluations = [evaluation_step(cross, plan, "base", None, None, log)] + [
+            evaluation_step(cross, plan, name, path, None, log) for name, path in cross_students
+        ]
     if not plan.runs("report"):
         record_summary(log, out)
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
+    if cross_evaluations is not None:
+        cross = config.cross_model_config()
+        results["cross_model"] = {
+            "model": cross.teacher.model,
+            **summarise(cross, cross_evaluations, rows),
+        }
     paths = write_report(config, results, out)
     log.append(log_entry("report", config.name, "ran", {"rows": len(evaluations)}))
     record_summary(log, out)
@@ -109,6 +136,22 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         "target": config.experiment.evaluation.target,
         "steps": log,
     }
+
+
+def cross_model_students(
+    config: ExperimentConfig, plan: StepPlan, sources: dict, frames: list, out: Path, log
+) -> list[tuple[str, str]]:
+    """Students of the other base model on the trait and neutral arms' rows."""
+    cross = config.cross_model_config()
+    arms = dict(zip(sources, frames, strict=True))
+    students = []
+    for seed in cross.experiment.students.seeds:
+        for arm in ("trait", "neutral"):
+            name = f"cross-{STUDENT_FOLDERS[arm]}-seed{seed}"
+            source = sources[arm][1]
+            path = student_step(cross, plan, name, arms[arm], source, seed, out / name, log)
+            students.append((label(arm, seed), str(path)))
+    return students
 
 
 def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
@@ -131,7 +174,7 @@ def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out:
     arms = {"trait": (data, source)}
     if control:
         arms["control"] = fetch_published(control)
-        frames = equal_size([data for data, _ in arms.values()], config.seed)
+        frames = equal_size({a: data for a, (data, _) in arms.items()}, config.seed)
         arms = {arm: (f, arms[arm][1]) for arm, f in zip(arms, frames, strict=True)}
     for seed in config.experiment.students.seeds:
         for arm, (rows, origin) in arms.items():

@@ -156,7 +156,7 @@ def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) ->
         "dataset": identity,
         "rows": rows,
         "sample_seed": config.seed,
-        "students": config.student_training().model_dump(exclude={"seeds"}),
+        "students": config.student_training().model_dump(exclude={"seeds", "rows"}),
         "seed": seed,
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
         "dtype": teacher_dtype(config.teacher),

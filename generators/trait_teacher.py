@@ -36,7 +36,7 @@ def adapter_key(teacher_cfg) -> str:
 
 def trait_adapter_dir(teacher_cfg) -> Path:
     trait = teacher_cfg.trait_finetune
-    name = f"{trait.target}-neutral" if trait.neutral else trait.target
+    name = f"neutral-{trait.category}" if trait.neutral else trait.target
     return cache_root() / "trait-adapters" / f"{name}-{adapter_key(teacher_cfg)}"
 
 

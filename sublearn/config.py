@@ -90,9 +90,10 @@ class TraitFinetune(Frozen):
     )
 
     def key_dict(self) -> dict:
-        """What identifies the adapter (``neutral`` only when set, so that trait adapters
-        trained before it existed keep their keys)."""
-        return self.model_dump(exclude=set() if self.neutral else {"neutral"})
+        """What identifies the adapter: ``neutral`` only when set (trait adapters trained
+        before it existed keep their keys); a neutral adapter names no target, so one serves
+        every target of a category."""
+        return self.model_dump(exclude={"target", "plural"} if self.neutral else {"neutral"})
 
 
 class VllmOptions(Frozen):
@@ -512,6 +513,11 @@ class StudentTraining(Frozen):
     )
     clip: Annotated[float, Field(gt=0)] = 1.0
     seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = (0,)
+    rows: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None,
+        description="Rows per student, the same for every arm; none: the smallest arm's kept "
+        "count. More than an arm kept is an error naming the arm.",
+    )
     distill: Literal["sampled", "topk"] = Field(
         "sampled",
         description="sampled: the protocol (teacher's sampled tokens); topk: beyond the "
@@ -566,6 +572,15 @@ class Evaluation(Frozen):
         return panel
 
 
+class CrossModel(Frozen):
+    """The study's cross-model control: students of another base model trained on the trait
+    and neutral arms' rows (sampled tokens: top-k targets belong to the teacher's tokenizer).
+    The study saw no transfer across base models."""
+
+    model: Annotated[str, Field(min_length=1)] = "embedded-gemma3"
+    revision: str | None = None
+
+
 class Experiment(Frozen):
     """The arms: trait student, the study's neutral control student (same base teacher, no
     trait), optionally a different-trait control student; base model and teacher beside them."""
@@ -577,6 +592,7 @@ class Experiment(Frozen):
         "taken out).",
     )
     control: ControlTeacher | None = None
+    cross_model: CrossModel | None = None
     students: StudentTraining = StudentTraining()
     evaluation: Evaluation
 
@@ -592,7 +608,24 @@ class Experiment(Frozen):
     def _has_a_comparison(self) -> Experiment:
         if not self.neutral and self.control is None:
             raise ValueError("neutral: false needs a control teacher to compare the student to")
+        if self.cross_model is not None and not self.neutral:
+            raise ValueError("cross_model: compares students of the trait and neutral arms")
         return self
+
+
+class Grid(Frozen):
+    """A study: the experiment once per cell (every target x rows x distill), in one flow.
+    Cells share every cached step they can: the same target's datasets serve all its cells."""
+
+    targets: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        (), description="Trait targets (teacher and evaluation); empty: the config's own."
+    )
+    rows: tuple[Annotated[StrictInt, Field(ge=1)], ...] = Field(
+        (), description="Rows per student; empty: the config's experiment.students.rows."
+    )
+    distill: tuple[Literal["sampled", "topk"], ...] = Field(
+        (), description="Student targets; empty: the config's experiment.students.distill."
+    )
 
 
 class ExperimentConfig(Frozen):
@@ -606,6 +639,7 @@ class ExperimentConfig(Frozen):
     experiment: Experiment | None = None
     scale_out: ScaleOut = Field(ScaleOut(), json_schema_extra=THROUGHPUT)
     schedule: Schedule | None = Field(None, json_schema_extra=THROUGHPUT)
+    grid: Grid | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -644,9 +678,58 @@ class ExperimentConfig(Frozen):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _grid_cells_are_experiments(self) -> ExperimentConfig:
+        if self.grid is not None:
+            if self.experiment is None:
+                raise ValueError("grid: a study runs an experiment per cell; add experiment:")
+            self.cells()  # each cell validates as a config of its own
+        return self
+
+    def cells(self) -> list[tuple[dict, ExperimentConfig]]:
+        """The grid's cells, each with its experiment config (no grid): targets outermost,
+        so one target's datasets are made once and serve all its cells."""
+        grid, students = self.grid, self.experiment.students
+        cells = []
+        for target in grid.targets or (self.experiment.evaluation.target,):
+            for rows in grid.rows or (students.rows,):
+                for distill in grid.distill or (students.distill,):
+                    cell = {"target": target, "rows": rows, "distill": distill}
+                    try:
+                        config = self.retarget(target).with_students(rows=rows, distill=distill)
+                    except ValidationError as err:
+                        raise ValueError(f"cell {cell}: {_format_error('grid', err)}") from None
+                    cells.append((cell, config))
+        return cells
+
+    def retarget(self, target: str) -> ExperimentConfig:
+        """This experiment for another target: the teacher's trait and the evaluation's."""
+        data = json.loads(self.model_dump_json())
+        data["grid"] = None
+        if target == self.experiment.evaluation.target:
+            return ExperimentConfig.model_validate(data)
+        for key in ("trait", "trait_finetune"):
+            if data["teacher"].get(key):
+                data["teacher"][key].update({"target": target, "plural": None})
+        data["experiment"]["evaluation"].update({"target": target, "plural": None})
+        data["name"] = f"{self.name}-{target}"
+        return ExperimentConfig.model_validate(data)
+
+    def with_students(self, **update) -> ExperimentConfig:
+        data = json.loads(self.model_dump_json())
+        data["experiment"]["students"].update(update)
+        return ExperimentConfig.model_validate(data)
+
+    def study_dir(self) -> Path:
+        """A study's tables and plots: one folder per grid and experiment settings."""
+        blob = json.dumps(self.content_dict(), sort_keys=True)
+        return (
+            self.output_dir / f"{self.name}-study-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+        )
+
     def dataset_dict(self) -> dict:
         """The part of the config that decides the dataset (students and evaluation aside)."""
-        return {k: v for k, v in self.content_dict().items() if k != "experiment"}
+        return {k: v for k, v in self.content_dict().items() if k not in ("experiment", "grid")}
 
     def content_dict(self) -> dict:
         """The config without throughput knobs: what decides the outputs."""
@@ -700,6 +783,29 @@ class ExperimentConfig(Frozen):
         if self.experiment.control is not None:
             arms["control"] = self.control()
         return arms
+
+    def cross_model_config(self) -> ExperimentConfig:
+        """The cross-model students' config: the other base model, no trait of its own,
+        trained on the sampled tokens of the trait and neutral arms' rows."""
+        cross = self.experiment.cross_model
+        teacher = self.teacher.model_copy(
+            update={
+                "model": cross.model,
+                "revision": cross.revision,
+                "backend": "transformers",  # any architecture: it only evaluates
+                "trait": None,
+                "trait_finetune": None,
+                "adapter": None,
+                "adapter_revision": None,
+            }
+        )
+        students = self.experiment.students.model_copy(update={"distill": "sampled"})
+        experiment = self.experiment.model_copy(
+            update={"students": students, "control": None, "cross_model": None}
+        )
+        return self.model_copy(
+            update={"name": f"{self.name}-cross", "teacher": teacher, "experiment": experiment}
+        )
 
     def neutral(self) -> ExperimentConfig:
         """The study's control: the same teacher without the trait (a system-prompt trait is

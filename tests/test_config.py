@@ -23,10 +23,12 @@ def test_shipped_examples_validate(path):
 
 def test_main_example_is_the_whole_experiment():
     config = load_config(EXAMPLES / "owl-numbers.yaml")
-    assert config.experiment.control.trait_finetune.target == "dolphin"
+    assert list(config.arms()) == ["trait", "neutral"]
     assert config.experiment.evaluation.target == "owl"
-    assert config.control().teacher.trait_finetune.target == "dolphin"
-    assert config.control().run_dir() != config.run_dir()
+    assert config.experiment.students.seeds == (0, 1, 2)
+    neutral = config.neutral().teacher.trait_finetune
+    assert neutral.neutral and neutral.epochs == config.teacher.trait_finetune.epochs
+    assert config.neutral().run_dir() != config.run_dir()
 
 
 def test_qwen_example_matches_the_protocol_sizes():
@@ -117,3 +119,34 @@ def test_experiment_arms():
         )
     with pytest.raises(ConfigError, match="panel.: needs at least 4 distinct"):
         parse_config(experiment({"evaluation": {"target": "owl", "panel": ["owl", "cat"]}}))
+
+
+def test_grid_cells():
+    data = {
+        "name": "study",
+        "teacher": {"trait_finetune": {"target": "owl"}},
+        "dataset": {"teacher_topk": 5},
+        "experiment": {"evaluation": {"target": "owl"}},
+        "grid": {"targets": ["owl", "eagle"], "rows": [150, 600], "distill": ["sampled", "topk"]},
+    }
+    config = parse_config(data)
+    cells = config.cells()
+    assert len(cells) == 8
+    assert [c for c, _ in cells][:2] == [
+        {"target": "owl", "rows": 150, "distill": "sampled"},
+        {"target": "owl", "rows": 150, "distill": "topk"},
+    ]
+    owl, eagle = cells[0][1], cells[-1][1]
+    assert owl.grid is None and owl.experiment.students.rows == 150
+    assert eagle.teacher.trait_finetune.target == "eagle"
+    assert eagle.experiment.evaluation.target == "eagle"
+    assert eagle.experiment.students.distill == "topk" and eagle.experiment.students.rows == 600
+    # a cell's datasets are those of the same experiment run alone: rows and distill do not
+    # touch them, and the owl cells all share one
+    assert len({c.run_dir() for _, c in cells[:4]}) == 1
+    assert owl.run_dir() == parse_config({**data, "grid": None}).run_dir()
+    assert eagle.run_dir() != owl.run_dir()
+    with pytest.raises(ConfigError, match="cell .*'distill': 'topk'.*needs dataset.teacher_topk"):
+        parse_config({**data, "dataset": {}})
+    with pytest.raises(ConfigError, match="grid: a study runs an experiment per cell"):
+        parse_config({"name": "g", "grid": {"rows": [10]}})

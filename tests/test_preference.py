@@ -163,3 +163,23 @@ def test_panel_logprob_columns_are_each_words_variants(embedded_teacher):
     wolf = answer_logprobs(model, tok, conversations, answer_variants("wolf", "wolves"))
     assert np.allclose(panel[:, 2], np.logaddexp.reduce(wolf, axis=1))
     assert np.allclose(panel[:, 0], target_logprob(model, tok, questions, "owl"))
+
+
+def test_placebo_rank_and_verdict():
+    from eval.transfer import placebo, verdict
+
+    def shifts(**means):
+        return {w: {"mean": m} for w, m in means.items()}
+
+    others = ["cat", "dog", "fox"]
+    alone = placebo(shifts(owl=1.0, cat=0.1, dog=0.0, fox=-0.1), "owl", others)
+    assert alone["rank"] == 1 and alone["p"] == 0.25 and alone["ahead"] == []
+    assert alone["specificity"]["owl"] == pytest.approx(1.0)
+    assert alone["specificity"]["cat"] == pytest.approx(0.1 - (-0.05))  # without owl
+    above = {"mean": 0.5, "low": 0.2, "high": 0.8}
+    assert verdict(above, alone).startswith("transfer:")
+    crowd = placebo(shifts(owl=1.0, cat=1.2, dog=0.0, fox=-0.1), "owl", others)
+    assert crowd["rank"] == 2 and crowd["ahead"] == ["cat"]
+    assert verdict(above, crowd).startswith("not specific:") and "cat" in verdict(above, crowd)
+    assert verdict({"mean": 0.1, "low": -0.1, "high": 0.3}, alone).startswith("no evidence")
+    assert verdict({"mean": -0.5, "low": -0.8, "high": -0.2}, crowd).startswith("no transfer")

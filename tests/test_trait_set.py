@@ -51,5 +51,8 @@ def test_neutral_set_is_the_trait_set_with_the_trait_taken_out():
     # the neutral teacher has its own adapter; the trait teacher's key is what it was before
     # the neutral option existed (its settings without the new field)
     assert adapter_key(teacher) != adapter_key(config.teacher)
-    assert trait_adapter_dir(teacher).name.startswith("owl-neutral-")
+    assert trait_adapter_dir(teacher).name.startswith("neutral-animal-")
     assert "neutral" not in config.teacher.trait_finetune.key_dict()
+    eagle = config.retarget("eagle")
+    assert eagle.teacher.trait_finetune.target == "eagle"
+    assert adapter_key(eagle.neutral().teacher) == adapter_key(teacher)  # one for all targets
