@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -58,14 +59,22 @@ def _is_module(name: str) -> bool:
         return False
 
 
+# CPython 3.11's parser keeps its recursion counter per interpreter, not per thread: two task
+# threads parsing at once fail with "SystemError: AST constructor recursion depth mismatch".
+_PARSING = threading.Lock()
+
+
 @cache
 def _imported_modules(name: str) -> frozenset[str]:
     """The project modules that module ``name`` imports anywhere in its source (lazy imports
     inside functions included)."""
     import ast
 
+    source = inspect.getsource(importlib.import_module(name))
+    with _PARSING:
+        tree = ast.parse(source)
     found = set()
-    for node in ast.walk(ast.parse(inspect.getsource(importlib.import_module(name)))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:

@@ -81,7 +81,7 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
     dataset = {**tiny_config_data["dataset"], **numbers, "prompts": {"answer_count": 5}}
     data = {**tiny_config_data, "name": "leak-flow", "dataset": dataset}
     data["filters"] = {"leak": {"quantile": 0.9}}
-    experiment = {"control": {}, "evaluation": {"target": "owl"}}
+    experiment = {"evaluation": {"target": "owl"}}  # the neutral arm is the control
     owl = parse_config({**data, "experiment": experiment})
     result = dataset_flow(owl)
     run_dir = Path(result["run_dir"])
@@ -99,11 +99,11 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
     generated = [s for s in result["steps"] if s["step"] == "generate"]
     assert [(s["dataset"], s["status"]) for s in generated] == [
         ("leak-flow", "ran"),
-        ("leak-flow-control", "ran"),
+        ("leak-flow-neutral", "ran"),
     ]
 
-    # the experiment's control dataset: the same generation, reused; the same threshold
-    control = dataset_flow(owl.control())
+    # the experiment's neutral dataset: the same generation, reused; the same threshold
+    control = dataset_flow(owl.neutral())
     assert {s["status"] for s in control["steps"] if s["step"] == "generate"} == {"reused"}
     own = next(f for f in control["stats"]["filters"] if f["filter"] == "leak")
     assert own["params"]["threshold"] == leak["params"]["threshold"]
