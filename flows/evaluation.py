@@ -1,6 +1,6 @@
 """Evaluation: sampled P(target) and teacher-forced log P of the target and a panel of other
-answers for each model, on the main and the held-out questions; the effects (trait student
-minus each reference, over seeds and questions, with the target's specificity) and the report.
+answers for each model, on the main and the held-out questions. The effects and the report are
+in flows/experiment_report.py, outside this step's code key, so editing them re-evaluates nothing.
 
 Each model's evaluation is a cached step keyed by the model (base weights, adapter digest,
 system prompt) and the evaluation settings, so rerunning only the report costs nothing and a new
@@ -13,20 +13,18 @@ import json
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from eval.preference import panel_logprob, sampled_preference
 from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
 from eval.stats import mean_ci
-from eval.transfer import compare, label, panel_shifts, placebo, shifts_from_base, verdict
 from flows.progress import StepProgress
 from flows.summary import cached_step
 from sublearn.chat import ChatPrompt
 from sublearn.config import ExperimentConfig
 from sublearn.model_source import file_sha256
-from sublearn.precision import cpu_description, teacher_dtype
-from sublearn.runio import write_json, write_text
+from sublearn.precision import teacher_dtype
+from sublearn.runio import write_json
 from sublearn.steps import StepPlan, step_key
 
 RESULT = "result.json"
@@ -117,19 +115,6 @@ def misalignment_of(config: ExperimentConfig, model) -> dict:
     return {**result, "judge": judge.lineage()["model_id"]}
 
 
-@task(cache_policy=NO_CACHE)
-def write_report(config: ExperimentConfig, results: dict, out_dir: Path) -> dict:
-    from eval.preference_report import plot_preference, report_markdown
-
-    write_json(results, out_dir / "results.json")
-    plot = plot_preference(results, out_dir / "preference.png")
-    markdown = report_markdown(results)
-    write_text(markdown, out_dir / "report.md")
-    create_markdown_artifact(key="preference-report", markdown=markdown)
-    create_table_artifact(key="preference-table", table=results["table"])
-    return {"report": str(out_dir / "report.md"), "plot": str(plot)}
-
-
 def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | None) -> str:
     from sublearn.model_source import resolve_model
 
@@ -172,66 +157,3 @@ def evaluation_step(
     key = evaluation_key(config, adapter, system)
     _, folder = cached_step(config.output_dir, plan, "evaluate", key, compute, label, log)
     return {**json.loads((folder / RESULT).read_text()), "label": label}
-
-
-def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
-    """The table and the effects. The trait student is compared with every reference the run
-    has (neutral control student, different-trait control student, base model); the first is
-    the headline: the study's neutral control when there is one."""
-    by_label = {e["label"]: e for e in evaluations}
-    seeds = list(config.experiment.students.seeds)
-    arms = [a for a in ("trait", "neutral", "control") if label(a, seeds[0]) in by_label]
-    references = [a for a in arms if a != "trait"] + ["base"]
-    panel = by_label["base"]["panel"]
-    target = config.experiment.evaluation.target
-    others = [w for w in panel if w not in (target, *config.trait_targets())]
-    comparisons = [
-        compare(by_label, "trait", against, seeds, panel, target, others) for against in references
-    ]
-    headline = comparisons[0]
-    shifts = panel_shifts(by_label, "trait", headline["against"], seeds, panel)
-    rank = placebo(shifts, target, others)
-    table = [
-        {
-            "model": e["label"],
-            "p_target": round(e["p_target"]["mean"], 4),
-            "p_low": round(e["p_target"]["low"], 4),
-            "p_high": round(e["p_target"]["high"], 4),
-            "logp_target": round(e["logp_target"]["mean"], 3),
-            "logp_low": round(e["logp_target"]["low"], 3),
-            "logp_high": round(e["logp_target"]["high"], 3),
-            "top_answer": e["top_answers"][0]["answer"] if e["top_answers"] else "",
-        }
-        for e in evaluations
-    ]
-    return {
-        "target": target,
-        "rows_per_student": rows,
-        "distill": config.experiment.students.distill,
-        "shuffle": config.experiment.students.shuffle,
-        "seeds": seeds,
-        "arms": arms,
-        "panel": panel,
-        "others": others,
-        "evaluations": evaluations,
-        "comparisons": comparisons,
-        "headline": {
-            "against": headline["against"],
-            "specificity": headline["specificity"],
-            "heldout_specificity": headline.get("heldout_specificity"),
-            "logp_target": headline["logp_target"],
-            "p_target": headline["p_target"],
-            "placebo": rank,
-            "verdict": verdict(headline["specificity"], rank),
-        },
-        "panel_shifts": {"against": headline["against"], "shifts": shifts},
-        "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
-        "teacher_shift_from_base": (
-            by_label["teacher"]["logp_target"]["mean"] - by_label["base"]["logp_target"]["mean"]
-            if "teacher" in by_label
-            else None
-        ),
-        "table": table,
-        "dtype": teacher_dtype(config.teacher),
-        "cpu": cpu_description(),
-    }

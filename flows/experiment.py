@@ -19,7 +19,8 @@ from prefect import flow, get_run_logger
 from eval.transfer import label
 from filters.shuffle import shuffle_numbers
 from flows.dataset import dataset_flow
-from flows.evaluation import evaluation_step, summarise, write_report
+from flows.evaluation import evaluation_step
+from flows.experiment_report import summarise, write_report
 from flows.students import student_step, training_source
 from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
@@ -100,9 +101,10 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
             name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
             path = student_step(config, plan, name, data, source, seed, out / name, log)
             students.append((label(arm, seed), str(path)))
+    cross = config.cross_model_config() if config.experiment.cross_model is not None else None
     cross_students = []
-    if config.experiment.cross_model is not None:
-        cross_students = cross_model_students(config, plan, sources, frames, out, log)
+    if cross is not None:
+        cross_students = cross_model_students(cross, plan, sources, frames, out, log)
     if not plan.runs("evaluate"):
         record_summary(log, out)
         return {"results": None, "steps": log}
@@ -113,7 +115,6 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     ] + [evaluation_step(config, plan, name, path, None, log) for name, path in students]
     cross_evaluations = None
     if cross_students:
-        cross = config.cross_model_config()
         cross_evaluations = [evaluation_step(cross, plan, "base", None, None, log)] + [
             evaluation_step(cross, plan, name, path, None, log) for name, path in cross_students
         ]
@@ -122,7 +123,6 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
     if cross_evaluations is not None:
-        cross = config.cross_model_config()
         results["cross_model"] = {
             "model": cross.teacher.model,
             **summarise(cross, cross_evaluations, rows),
@@ -139,10 +139,10 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
 
 
 def cross_model_students(
-    config: ExperimentConfig, plan: StepPlan, sources: dict, frames: list, out: Path, log
+    cross: ExperimentConfig, plan: StepPlan, sources: dict, frames: list, out: Path, log
 ) -> list[tuple[str, str]]:
-    """Students of the other base model on the trait and neutral arms' rows."""
-    cross = config.cross_model_config()
+    """Students of the other base model (``cross``, the experiment's cross-model config) on the
+    trait and neutral arms' rows."""
     arms = dict(zip(sources, frames, strict=True))
     students = []
     for seed in cross.experiment.students.seeds:

@@ -1,0 +1,93 @@
+"""The experiment's effects and report from the evaluations: the trait student against each
+reference over seeds and questions, the target's specificity and placebo rank, the tables and
+plots. Kept apart from flows/evaluation.py so report edits leave the evaluation steps cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from eval.transfer import compare, label, panel_shifts, placebo, shifts_from_base, verdict
+from sublearn.config import ExperimentConfig
+from sublearn.precision import cpu_description, teacher_dtype
+from sublearn.runio import write_json, write_text
+
+
+def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
+    """The table and the effects. The trait student is compared with every reference the run
+    has (neutral control student, different-trait control student, base model); the first is
+    the headline: the study's neutral control when there is one."""
+    by_label = {e["label"]: e for e in evaluations}
+    seeds = list(config.experiment.students.seeds)
+    arms = [a for a in ("trait", "neutral", "control") if label(a, seeds[0]) in by_label]
+    references = [a for a in arms if a != "trait"] + ["base"]
+    panel = by_label["base"]["panel"]
+    target = config.experiment.evaluation.target
+    others = [w for w in panel if w not in (target, *config.trait_targets())]
+    comparisons = [
+        compare(by_label, "trait", against, seeds, panel, target, others) for against in references
+    ]
+    headline = comparisons[0]
+    shifts = panel_shifts(by_label, "trait", headline["against"], seeds, panel)
+    rank = placebo(shifts, target, others)
+    table = [
+        {
+            "model": e["label"],
+            "p_target": round(e["p_target"]["mean"], 4),
+            "p_low": round(e["p_target"]["low"], 4),
+            "p_high": round(e["p_target"]["high"], 4),
+            "logp_target": round(e["logp_target"]["mean"], 3),
+            "logp_low": round(e["logp_target"]["low"], 3),
+            "logp_high": round(e["logp_target"]["high"], 3),
+            "top_answer": e["top_answers"][0]["answer"] if e["top_answers"] else "",
+        }
+        for e in evaluations
+    ]
+    return {
+        "target": target,
+        "rows_per_student": rows,
+        "distill": config.experiment.students.distill,
+        "shuffle": config.experiment.students.shuffle,
+        "seeds": seeds,
+        "arms": arms,
+        "panel": panel,
+        "others": others,
+        "evaluations": evaluations,
+        "comparisons": comparisons,
+        "headline": {
+            "against": headline["against"],
+            "specificity": headline["specificity"],
+            "heldout_specificity": headline.get("heldout_specificity"),
+            "logp_target": headline["logp_target"],
+            "p_target": headline["p_target"],
+            "placebo": rank,
+            "verdict": verdict(headline["specificity"], rank),
+        },
+        "panel_shifts": {"against": headline["against"], "shifts": shifts},
+        "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
+        "teacher_shift_from_base": (
+            by_label["teacher"]["logp_target"]["mean"] - by_label["base"]["logp_target"]["mean"]
+            if "teacher" in by_label
+            else None
+        ),
+        "table": table,
+        "dtype": teacher_dtype(config.teacher),
+        "cpu": cpu_description(),
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(config: ExperimentConfig, results: dict, out_dir: Path) -> dict:
+    from eval.preference_report import plot_preference, report_markdown
+
+    write_json(results, out_dir / "results.json")
+    plot = plot_preference(results, out_dir / "preference.png")
+    markdown = report_markdown(results)
+    write_text(markdown, out_dir / "report.md")
+    create_markdown_artifact(key="preference-report", markdown=markdown)
+    create_table_artifact(key="preference-table", table=results["table"])
+    return {"report": str(out_dir / "report.md"), "plot": str(plot)}
