@@ -42,9 +42,11 @@ def owl_numbers_prompts(n: int) -> list[ChatPrompt]:
 def teacher(backend: str, dtype: str, args):
     sampling = {"max_new_tokens": args.max_new_tokens}
     data = {"backend": backend, "dtype": dtype, "batch_size": args.batch, "sampling": sampling}
+    dataset = {}
     if args.workload == "constrained":
-        data["decoding"] = {"constrain_to_numbers": True, "stop_after_numbers": 10}
-    return load_teacher(parse_config({"name": "bench", "teacher": data}).teacher)
+        dataset = {"constrain_to_numbers": True, "stop_after_numbers": 10}
+    config = parse_config({"name": "bench", "teacher": data, "dataset": dataset})
+    return load_teacher(config.generating_teacher())
 
 
 def rate(engine, prompts: list[ChatPrompt], batch: int) -> float:
