@@ -44,8 +44,9 @@ def plot_dose_response(study: dict, path: Path) -> Path:
 
     targets = list(dict.fromkeys(c["target"] for c in study["cells"]))
     fig, axes = plt.subplots(
-        2, len(targets), figsize=(4.6 * len(targets), 7), squeeze=False, sharex=True
+        2, len(targets), figsize=(max(4.6 * len(targets), 7), 7), squeeze=False, sharex=True
     )
+    rows = sorted({c["rows_per_student"] for c in study["cells"]})
     styles = {"sampled": ("#c0392b", "o"), "topk": ("#2e86c1", "s")}
     for column, target in enumerate(targets):
         cells = [c for c in study["cells"] if c["target"] == target]
@@ -77,12 +78,14 @@ def plot_dose_response(study: dict, path: Path) -> Path:
                 )
             ax.axhline(0, color="black", lw=0.8)
             ax.set_xscale("log")
+            ax.set_xticks(rows, [str(r) for r in rows])
+            ax.minorticks_off()
             ax.set_ylabel(label)
             if row == 0:
                 ax.set_title(f"'{target}'")
                 ax.legend(fontsize=8)
             else:
                 ax.set_xlabel("rows per student")
-    fig.suptitle(f"{study['name']}: effect against rows per student (95% intervals)")
+    fig.suptitle(f"{study['name']}: effect against rows per student\n(95% intervals)", fontsize=11)
     fig.tight_layout()
     return write_figure(fig, path)
