@@ -102,9 +102,9 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
             path = student_step(config, plan, name, data, source, seed, out / name, log)
             students.append((label(arm, seed), str(path)))
     cross = config.cross_model_config() if config.experiment.cross_model is not None else None
-    cross_students = []
-    if cross is not None:
-        cross_students = cross_model_students(cross, plan, sources, frames, out, log)
+    cross_students = (
+        cross_model_students(cross, plan, sources, frames, out, log) if cross is not None else []
+    )
     if not plan.runs("evaluate"):
         record_summary(log, out)
         return {"results": None, "steps": log}
