@@ -5,7 +5,8 @@ weights, dtype and prompts.
 Where the time went in ``generate`` (SmolLM2-135M, 128 rows, one decode step): 60% in the CPU
 flash-attention kernel, which is slow for one query per row, and 14% in the dynamic cache's
 ``torch.cat``; the weights' matmuls were 22%. This loop instead
-- keeps a static KV cache per batch, written in place;
+- keeps a static KV cache per batch, written in place, in one of two reused blocks of memory
+  (no allocation per batch; dropping finished rows is one copy into the other block);
 - computes attention as two batched matmuls per layer, heads grouped for grouped-query attention;
 - runs the prompts' common prefix (system prompt and chat template) once and copies its cache;
 - drops finished rows from the batch (compacting when a quarter has finished);
@@ -40,24 +41,55 @@ class Decoded:
     topk_logprobs: list[list[float]] | None = None
 
 
+class CachePool:
+    """Two reused blocks of memory for the key/value caches, so that a batch neither allocates
+    (and page-faults) hundreds of MB nor zeroes them, and dropping finished rows is one
+    ``index_select`` from one block into the other. A cache is a view: layers x (keys, values) x
+    rows x kv heads x columns x head dim. Reused memory holds earlier batches' (finite) keys and
+    values where nothing has been written yet; those columns are masked, their weight exactly 0."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, like: torch.Tensor):
+        self.shape = (layers, 2, kv_heads, head_dim)
+        self.like = like
+        self.blocks = [like.new_zeros(0), like.new_zeros(0)]
+        self.current = 0
+
+    def _view(self, block: int, rows: int, columns: int) -> torch.Tensor:
+        layers, two, heads, dim = self.shape
+        shape = (layers, two, rows, heads, columns, dim)
+        size = layers * two * rows * heads * columns * dim
+        if self.blocks[block].numel() < size:
+            self.blocks[block] = self.like.new_zeros(0)  # free before allocating the larger one
+            self.blocks[block] = self.like.new_zeros(size)
+        return self.blocks[block][:size].view(shape)
+
+    def fresh(self, rows: int, columns: int) -> torch.Tensor:
+        return self._view(self.current, rows, columns)
+
+    def select(self, cache: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The rows ``keep`` indexes, copied into the other block."""
+        self.current = 1 - self.current
+        out = self._view(self.current, len(keep), cache.shape[4])
+        return torch.index_select(cache, 2, keep.to(cache.device), out=out)
+
+
 @dataclass
 class Rows:
     """The live rows of a batch: the cache, which columns each row may attend to, and where
     each row's next token goes."""
 
     index: torch.Tensor  # position of each live row in the caller's list
-    keys: list[torch.Tensor]  # per layer: rows x kv heads x columns x head dim
-    values: list[torch.Tensor]
+    cache: torch.Tensor  # layers x (keys, values) x rows x kv heads x columns x head dim
     visible: torch.Tensor  # rows x columns: cache entries a row may attend to
     position: torch.Tensor  # rows: RoPE position of the next token
     stops: object | None
     column: int  # the cache column the next token is written to (the same for every row)
 
-    def keep(self, keep: torch.Tensor) -> Rows:
+    def keep(self, keep: torch.Tensor, pool: CachePool) -> Rows:
+        keep = keep.nonzero().squeeze(1)
         return Rows(
             self.index[keep],
-            [k[keep] for k in self.keys],
-            [v[keep] for v in self.values],
+            pool.select(self.cache, keep),
             self.visible[keep],
             self.position[keep],
             self.stops.select(keep) if self.stops is not None else None,
@@ -103,7 +135,8 @@ class DecodeLoop:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.window = getattr(config, "sliding_window", None)
         self.max_rows = max_rows
-        self.prefixes: dict[tuple[int, ...], tuple[list, list]] = {}
+        self.prefixes: dict[tuple[int, ...], torch.Tensor] = {}
+        self.pool = CachePool(len(self.layers), self.kv_heads, self.head_dim, model.lm_head.weight)
 
     @torch.inference_mode()
     def generate(
@@ -173,7 +206,7 @@ class DecodeLoop:
             if not alive.any() or step == max_new - 1:
                 break
             if alive.sum() <= 0.75 * len(alive):
-                rows, tokens, alive = rows.keep(alive), tokens[alive], alive[alive]
+                rows, tokens, alive = rows.keep(alive, self.pool), tokens[alive], alive[alive]
             hidden = self._decode(rows, tokens)
         return done
 
@@ -183,20 +216,14 @@ class DecodeLoop:
     def _prefix_cache(self, prefix: tuple[int, ...]):
         if prefix not in self.prefixes:
             tokens = torch.tensor([prefix], device=self.model.device)
-            keys, values = self._empty(1, len(prefix))
+            cache = self.model.lm_head.weight.new_zeros(
+                len(self.layers), 2, 1, self.kv_heads, len(prefix), self.head_dim
+            )
             visible = torch.ones(1, len(prefix), dtype=torch.bool)
             positions = torch.arange(len(prefix)).unsqueeze(0)
-            self._forward(tokens, positions, keys, values, visible, 0)
-            self.prefixes = {prefix: (keys, values)}
+            self._forward(tokens, positions, cache, visible, 0)
+            self.prefixes = {prefix: cache}
         return self.prefixes[prefix]
-
-    def _empty(self, rows: int, columns: int):
-        """Key and value caches in the weights' dtype: reading them is what decoding attention
-        costs (three queries per key/value head leave the matmuls memory-bound)."""
-        weight = self.model.lm_head.weight
-        shape = (rows, self.kv_heads, columns, self.head_dim)
-        make = [torch.zeros(shape, dtype=weight.dtype, device=weight.device) for _ in self.layers]
-        return make, [torch.zeros_like(k) for k in make]
 
     def _prefill(self, prompts: list[list[int]], max_new: int, stops):
         """The cache after every prompt, and each row's last hidden state. Prompts are laid out
@@ -214,12 +241,10 @@ class DecodeLoop:
         if self.window and columns > self.window:
             raise UnsupportedModel(f"prompt + max_new_tokens exceeds the {self.window} window")
         n = len(prompts)
-        keys, values = self._empty(n, columns)
+        cache = self.pool.fresh(n, columns)  # in the weights' dtype: reading it is what
+        # decoding attention costs (three queries per key/value head: memory-bound matmuls)
         if shared:
-            prefix_keys, prefix_values = self._prefix_cache(tuple(prompts[0][:shared]))
-            for k, v, pk, pv in zip(keys, values, prefix_keys, prefix_values, strict=True):
-                k[:, :, :shared] = pk
-                v[:, :, :shared] = pv
+            cache[..., :shared, :] = self._prefix_cache(tuple(prompts[0][:shared]))
         end = shared + width
         visible = torch.zeros(n, columns, dtype=torch.bool)
         visible[:, :shared] = True
@@ -237,8 +262,7 @@ class DecodeLoop:
             out = self._forward(
                 tokens.to(self.model.device),
                 positions,
-                [k[a : a + len(chunk)] for k in keys],
-                [v[a : a + len(chunk)] for v in values],
+                cache[:, :, a : a + len(chunk)],
                 visible[a : a + len(chunk)],
                 end - w,
             )
@@ -246,8 +270,7 @@ class DecodeLoop:
             position.append(positions[:, -1] + 1)
         rows = Rows(
             torch.tensor(order),
-            keys,
-            values,
+            cache,
             visible,
             torch.cat(position),
             stops.start(n) if stops is not None else None,
@@ -262,22 +285,21 @@ class DecodeLoop:
         hidden = self._forward(
             tokens.unsqueeze(1).to(self.model.device),
             rows.position.unsqueeze(1),
-            rows.keys,
-            rows.values,
+            rows.cache,
             rows.visible,
             column,
         )
         rows.position = rows.position + 1
         return hidden[:, -1]
 
-    def _forward(self, tokens, positions, keys, values, visible, first_column):
+    def _forward(self, tokens, positions, cache, visible, first_column):
         """Run the blocks on ``tokens`` (rows x T) written at columns first_column.., attending
         to the visible cache entries up to each query's own column."""
         n, length = tokens.shape
         end = first_column + length
         # one query (decoding) reads the whole preallocated cache, masked: a slice of it would
         # be copied to a contiguous tensor by every matmul
-        seen = keys[0].shape[2] if length == 1 else end
+        seen = cache.shape[4] if length == 1 else end
         query_column = torch.arange(first_column, end)
         key_column = torch.arange(seen)[None, :]
         causal = key_column <= query_column[:, None]  # T x columns
@@ -286,12 +308,12 @@ class DecodeLoop:
         group = self.heads // self.kv_heads
         bias = torch.zeros(mask.shape).masked_fill_(~mask, float("-inf"))
         bias = bias[:, None, None].expand(n, self.kv_heads, group, length, seen)
-        bias = bias.reshape(n * self.kv_heads, group * length, seen).to(keys[0])
+        bias = bias.reshape(n * self.kv_heads, group * length, seen).to(cache)
         x = self.body.embed_tokens(tokens)
         cos, sin = self.body.rotary_emb(x, positions.to(tokens.device))
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-        for layer, k_cache, v_cache in zip(self.layers, keys, values, strict=True):
+        for layer, (k_cache, v_cache) in zip(self.layers, cache, strict=True):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
             q = attn.q_proj(h).view(n, length, self.heads, self.head_dim)
