@@ -132,8 +132,8 @@ def main() -> None:
     )
     if kl is not None:
         print(
-            f"KL(float32 || {paired}) of the next token over 64 prompts: mean {kl[0]:.2e} nats, "
-            f"max {kl[1]:.2e}"
+            f"KL(float32 || {paired}) of the next token over {min(64, len(prompts))} prompts: "
+            f"mean {kl[0]:.2e} nats, max {kl[1]:.2e}"
         )
     speedups = {n: v / baseline for n, v in rates.items() if not n.startswith("transformers")}
     speedups[f"torch {paired}"] = statistics.median(ratios)
