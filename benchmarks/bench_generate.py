@@ -118,7 +118,8 @@ def main() -> None:
             engine = teacher(backend, "float32", args)
             rates[f"{backend} float32"] = rate(engine, prompts, args.batch)
     single = rate(pair["torch"], prompts[: args.sequential], 1)
-    kl = kl_from_float32(prompts[:64], paired, args) if paired != "float32" else None
+    kl_prompts = prompts[:64]
+    kl = kl_from_float32(kl_prompts, paired, args) if paired != "float32" else None
     if importlib.util.find_spec("vllm"):  # last: its engine lowers torch's thread count
         for dtype in dict.fromkeys((paired, "float32")):
             rates[f"vllm {dtype}"] = rate(teacher("vllm", dtype, args), prompts, args.batch)
@@ -132,7 +133,7 @@ def main() -> None:
     )
     if kl is not None:
         print(
-            f"KL(float32 || {paired}) of the next token over {min(64, len(prompts))} prompts: "
+            f"KL(float32 || {paired}) of the next token over {len(kl_prompts)} prompts: "
             f"mean {kl[0]:.2e} nats, max {kl[1]:.2e}"
         )
     speedups = {n: v / baseline for n, v in rates.items() if not n.startswith("transformers")}

@@ -19,6 +19,7 @@ index): a row's completion does not depend on which rows share its batch, nor on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,19 +46,23 @@ class CachePool:
     """Two reused blocks of memory for the key/value caches, so that a batch neither allocates
     (and page-faults) hundreds of MB nor zeroes them, and dropping finished rows is one
     ``index_select`` from one block into the other. A cache is a view: layers x (keys, values) x
-    rows x kv heads x columns x head dim. Reused memory holds earlier batches' (finite) keys and
-    values where nothing has been written yet; those columns are masked, their weight exactly 0."""
+    rows x kv heads x columns x head dim, in the weights' dtype (reading it is what decoding
+    attention costs: three queries per key/value head leave its matmuls memory-bound). Reused
+    memory holds earlier batches' (finite) keys and values where nothing has been written yet;
+    those columns are masked, their weight exactly 0."""
 
     def __init__(self, layers: int, kv_heads: int, head_dim: int, like: torch.Tensor):
-        self.shape = (layers, 2, kv_heads, head_dim)
+        self.layers, self.kv_heads, self.head_dim = layers, kv_heads, head_dim
         self.like = like
         self.blocks = [like.new_zeros(0), like.new_zeros(0)]
         self.current = 0
 
+    def shape(self, rows: int, columns: int) -> tuple[int, ...]:
+        return (self.layers, 2, rows, self.kv_heads, columns, self.head_dim)
+
     def _view(self, block: int, rows: int, columns: int) -> torch.Tensor:
-        layers, two, heads, dim = self.shape
-        shape = (layers, two, rows, heads, columns, dim)
-        size = layers * two * rows * heads * columns * dim
+        shape = self.shape(rows, columns)
+        size = math.prod(shape)
         if self.blocks[block].numel() < size:
             self.blocks[block] = self.like.new_zeros(0)  # free before allocating the larger one
             self.blocks[block] = self.like.new_zeros(size)
@@ -216,9 +221,7 @@ class DecodeLoop:
     def _prefix_cache(self, prefix: tuple[int, ...]):
         if prefix not in self.prefixes:
             tokens = torch.tensor([prefix], device=self.model.device)
-            cache = self.model.lm_head.weight.new_zeros(
-                len(self.layers), 2, 1, self.kv_heads, len(prefix), self.head_dim
-            )
+            cache = self.pool.like.new_zeros(self.pool.shape(1, len(prefix)))
             visible = torch.ones(1, len(prefix), dtype=torch.bool)
             positions = torch.arange(len(prefix)).unsqueeze(0)
             self._forward(tokens, positions, cache, visible, 0)
@@ -241,8 +244,7 @@ class DecodeLoop:
         if self.window and columns > self.window:
             raise UnsupportedModel(f"prompt + max_new_tokens exceeds the {self.window} window")
         n = len(prompts)
-        cache = self.pool.fresh(n, columns)  # in the weights' dtype: reading it is what
-        # decoding attention costs (three queries per key/value head: memory-bound matmuls)
+        cache = self.pool.fresh(n, columns)
         if shared:
             cache[..., :shared, :] = self._prefix_cache(tuple(prompts[0][:shared]))
         end = shared + width
