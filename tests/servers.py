@@ -55,6 +55,8 @@ def transformers_serve(folder: Path):
     from sublearn.model_source import embedded_source
 
     model = embedded_source().load_path
+    # transformers 5.19's /v1/models scans the Hub cache and answers 500 where it does not exist
+    Path(os.environ["HF_HOME"], "hub").mkdir(parents=True, exist_ok=True)
     script = "from transformers.cli.transformers import main; main()"
     args = ["serve", model, "--host", "127.0.0.1", "--device", "cpu", "--dtype", "float32"]
     return running_server([sys.executable, "-c", script, *args, "--port"], folder), model

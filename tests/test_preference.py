@@ -152,10 +152,15 @@ def test_seed_question_bootstrap_covers_seeds_and_questions():
         seed_question_bootstrap(np.zeros(5))
 
 
-def test_panel_logprob_columns_are_each_words_variants(embedded_teacher):
+def test_panel_logprob_columns_are_each_words_variants():
+    """In float32, where two batchings of the same sums agree: in bfloat16 the panel's batch
+    and the one-word batch differ by up to 0.03 nats on Intel with AMX."""
     from eval.preference import panel_logprob
+    from generators.backends import load_teacher
+    from sublearn.config import parse_config
 
-    model, tok = embedded_teacher.model, embedded_teacher.tokenizer
+    teacher = load_teacher(parse_config({"name": "p", "teacher": {"dtype": "float32"}}).teacher)
+    model, tok = teacher.model, teacher.tokenizer
     questions = ANIMAL_QUESTIONS[:2]
     panel = panel_logprob(model, tok, questions, ["owl", "cat", "wolf"], {"wolf": "wolves"})
     assert panel.shape == (2, 3)
