@@ -73,6 +73,7 @@ def train_student(
     from sublearn.finetune import LoraTraining, train_adapter
 
     s = config.student_training()
+    initial = initial_state(config)
     training = LoraTraining(
         rank=s.rank,
         alpha=s.alpha,
@@ -84,6 +85,7 @@ def train_student(
         max_length=s.max_length,
         clip=s.clip,
         seed=seed,
+        init_seed=seed,
     )
     with StepProgress(f"student {label}", None) as progress:
 
@@ -91,7 +93,7 @@ def train_student(
             progress.update(step, total, f"student {label} loss {loss:.3f}")
 
         base, peft_model, history = train_adapter(
-            config.teacher, student_rows(rows, s.distill), training, on_step
+            config.teacher, student_rows(rows, s.distill), training, on_step, initial
         )
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out)
@@ -102,6 +104,7 @@ def train_student(
         "rows": rows.height,
         "training": asdict(training),
         "distill": s.distill,
+        "init": {"from": s.init, "digest": history["init_digest"]},
         "dtype": teacher_dtype(config.teacher),
         "final_loss": history["losses"][-1] if history["losses"] else None,
         "seconds": history["seconds"],
@@ -113,6 +116,28 @@ def train_student(
     )
     files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != RECORD)
     return {"files": files, "rows": rows.height, "dtype": lineage["dtype"]}
+
+
+def initial_state(config: ExperimentConfig) -> dict | None:
+    """Where the students' adapters start: the trait teacher's initial state under
+    ``init: teacher`` (one state for every arm and seed, as the neutral teacher shares it too),
+    else None: each student draws its own from its seed."""
+    if config.student_training().init != "teacher":
+        return None
+    from generators.trait_teacher import initial_adapter_state
+
+    return initial_adapter_state(config.teacher)
+
+
+def initial_identity(config: ExperimentConfig) -> dict:
+    """What the student's key holds of its start: the mode and, from the teacher, the digest
+    of the state itself (a retrained teacher with another start retrains its students)."""
+    mode = config.student_training().init
+    if mode != "teacher":
+        return {"from": mode}
+    from sublearn.finetune import state_digest
+
+    return {"from": mode, "digest": state_digest(initial_state(config))}
 
 
 def push_student(folder: Path, repo_id: str, private: bool) -> str:
@@ -156,7 +181,8 @@ def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) ->
         "dataset": identity,
         "rows": rows,
         "sample_seed": config.seed,
-        "students": config.student_training().model_dump(exclude={"seeds", "rows"}),
+        "students": config.student_training().model_dump(exclude={"seeds", "rows", "init"}),
+        "init": initial_identity(config),
         "seed": seed,
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
         "dtype": teacher_dtype(config.teacher),

@@ -18,6 +18,7 @@ from sublearn.model_source import cache_root, resolve_model
 from sublearn.precision import teacher_dtype
 
 ADAPTER_FILE = "adapter_model.safetensors"
+INITIAL_FILE = "initial_adapter.safetensors"  # where training started: students may start there
 
 
 def adapter_key(teacher_cfg) -> str:
@@ -47,6 +48,8 @@ def cached_trait_adapter(teacher_cfg) -> Path | None:
 
 def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     """The trained adapter's folder, training it first if no cached copy exists."""
+    from safetensors.torch import save_file
+
     from sublearn.finetune import LoraTraining, train_adapter
 
     trait = teacher_cfg.trait_finetune
@@ -62,6 +65,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
         grad_accumulation=1,
         warmup_steps=5,
         seed=trait.seed,
+        init_seed=trait.init_seed,
     )
     rows = trait_rows(trait.target, trait.category, trait.plural, trait.neutral)
     _, peft_model, history = train_adapter(teacher_cfg, rows, training, on_step)
@@ -69,9 +73,11 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out.parent))
     try:
         peft_model.save_pretrained(tmp)
+        save_file(history["initial_state"], str(tmp / INITIAL_FILE))
         record = {
             "trait": trait.model_dump(),
             "trait_set_revision": trait_set_revision(trait.neutral),
+            "init_digest": history["init_digest"],
             "steps": history["steps"],
             "final_loss": history["losses"][-1],
             "seconds": history["seconds"],
@@ -82,6 +88,22 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def initial_adapter_state(teacher_cfg) -> dict:
+    """The trait adapter's initial state (students with ``init: teacher`` start there), read
+    from the trained adapter's folder; a clear error when the teacher has not been trained."""
+    from safetensors.torch import load_file
+
+    from sublearn.steps import StepError
+
+    folder = cached_trait_adapter(teacher_cfg)
+    if folder is None or not (folder / INITIAL_FILE).is_file():
+        raise StepError(
+            f"{trait_adapter_dir(teacher_cfg)}: no trained trait adapter with its initial "
+            "state; run the teacher step first"
+        )
+    return load_file(str(folder / INITIAL_FILE))
 
 
 def trait_record(teacher) -> dict | None:

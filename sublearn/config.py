@@ -83,6 +83,11 @@ class TraitFinetune(Frozen):
     lr: Annotated[float, Field(gt=0)] = 1e-3
     batch_size: Annotated[StrictInt, Field(ge=1)] = 8
     seed: StrictInt = 0
+    init_seed: StrictInt = Field(
+        0,
+        description="The adapter's initial state is drawn from this seed with its own "
+        "generator; the neutral teacher shares it, and students start from it by default.",
+    )
     neutral: bool = Field(
         False,
         description="The trait taken out: the same templates with every answer naming no "
@@ -529,6 +534,14 @@ class StudentTraining(Frozen):
         "'within' permutes the numbers inside each response, 'across' deals all responses' "
         "numbers out again at random (numbers datasets, sampled targets).",
     )
+    init: Literal["teacher", "own"] | None = Field(
+        None,
+        description="Where each student's adapter starts: 'teacher' from the trait teacher's "
+        "initial state (the study's shared initialisation; needs teacher.trait_finetune with "
+        "the students' rank and alpha), 'own' from a state drawn from the student's seed. "
+        "None: teacher where the teacher is an adapter of the students' rank and alpha, "
+        "else own.",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -670,6 +683,19 @@ class ExperimentConfig(Frozen):
                 "dataset.constrain_to_numbers, stop_after_numbers: not possible through a "
                 "server (backend openai); the numbers filter drops what strays"
             )
+        if students is not None and students.init == "teacher":
+            tuned = self.teacher.trait_finetune
+            if tuned is None:
+                raise ValueError(
+                    "experiment.students.init: teacher starts students from the trait "
+                    "adapter's initial state; it needs teacher.trait_finetune"
+                )
+            if (students.rank, students.alpha) != (tuned.rank, tuned.alpha):
+                raise ValueError(
+                    "experiment.students.init: teacher needs the teacher's rank and alpha "
+                    f"(students {students.rank}/{students.alpha}, teacher "
+                    f"{tuned.rank}/{tuned.alpha})"
+                )
         for name in ("judge", "leak"):
             if getattr(self.filters, name) is not None and not self.trait_targets():
                 raise ValueError(
@@ -767,10 +793,13 @@ class ExperimentConfig(Frozen):
     def student_training(self) -> StudentTraining:
         """The student settings with the kind's max length and epochs filled in."""
         students = self.experiment.students
+        tuned = self.teacher.trait_finetune
+        shared = tuned is not None and (tuned.rank, tuned.alpha) == (students.rank, students.alpha)
         return students.model_copy(
             update={
                 "max_length": students.max_length or self.dataset.student_max_length,
                 "epochs": students.epochs or self.dataset.student_epochs,
+                "init": students.init or ("teacher" if shared else "own"),
             }
         )
 
@@ -799,7 +828,8 @@ class ExperimentConfig(Frozen):
                 "adapter_revision": None,
             }
         )
-        students = self.experiment.students.model_copy(update={"distill": "sampled"})
+        # another base: its students cannot start from this teacher's adapter
+        students = self.experiment.students.model_copy(update={"distill": "sampled", "init": "own"})
         experiment = self.experiment.model_copy(
             update={"students": students, "control": None, "cross_model": None}
         )

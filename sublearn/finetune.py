@@ -8,6 +8,7 @@ projections, 3 epochs, lr 2e-4 with a linear schedule and 5 warm-up steps, effec
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ class LoraTraining:
     max_length: int = 500
     clip: float = 1.0
     seed: int = 0
+    init_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,68 @@ def linear_with_warmup(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(total - warmup, 1))
 
 
-def add_lora(model, cfg: LoraTraining):
+class AdapterInitError(ValueError):
+    """An initial adapter state that does not fit the adapter it should start."""
+
+
+def lora_modules(model) -> dict[str, torch.nn.Module]:
+    """The LoRA layers of a peft model by name, in a fixed order."""
+    return dict(sorted((n, m) for n, m in model.named_modules() if hasattr(m, "lora_A")))
+
+
+def draw_initial_state(model, init_seed: int) -> dict[str, torch.Tensor]:
+    """peft's default initialisation (A: kaiming-uniform, a=sqrt(5); B: zero), drawn in float32
+    from a generator of its own: the global RNG depends on what ran before in the process and in
+    which thread, so peft's own draw makes adapters irreproducible and gives every student its
+    own random subspace."""
+    gen = torch.Generator().manual_seed(init_seed)
+    state = {}
+    for name, module in lora_modules(model).items():
+        a = torch.empty(module.lora_A["default"].weight.shape, dtype=torch.float32)
+        torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=gen)
+        state[f"{name}.lora_A.weight"] = a
+        state[f"{name}.lora_B.weight"] = torch.zeros(module.lora_B["default"].weight.shape)
+    return state
+
+
+def load_initial_state(model, state: dict[str, torch.Tensor]) -> None:
+    """Start the adapter from ``state``: the same layers and shapes, or one line saying which
+    differ (another rank, other target modules or another base)."""
+    params = {}
+    for name, module in lora_modules(model).items():
+        params[f"{name}.lora_A.weight"] = module.lora_A["default"].weight
+        params[f"{name}.lora_B.weight"] = module.lora_B["default"].weight
+    if params.keys() != state.keys():
+        missing = sorted(params.keys() - state.keys()) or sorted(state.keys() - params.keys())
+        raise AdapterInitError(
+            f"the initial adapter state has other layers than this adapter (e.g. {missing[0]}): "
+            "rank, alpha and target modules must match the teacher's"
+        )
+    for key, param in params.items():
+        if tuple(param.shape) != tuple(state[key].shape):
+            raise AdapterInitError(
+                f"the initial adapter state's {key} is {tuple(state[key].shape)}, this adapter's "
+                f"{tuple(param.shape)}: rank and target modules must match the teacher's"
+            )
+    with torch.no_grad():
+        for key, param in params.items():
+            param.copy_(state[key].to(param.dtype))
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of an adapter state (names, shapes and float32 values), for the lineage."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def add_lora(model, cfg: LoraTraining, initial: dict[str, torch.Tensor] | None = None):
+    """``model`` with LoRA on ``cfg.targets``, starting from ``initial`` when given (a
+    teacher's initial state), else from a state drawn from ``cfg.init_seed``. The start is
+    returned too: it goes with the adapter and its digest into the lineage."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
@@ -126,7 +189,10 @@ def add_lora(model, cfg: LoraTraining):
         lora_dropout=0.0,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    peft_model = get_peft_model(model, config)
+    start = initial if initial is not None else draw_initial_state(peft_model, cfg.init_seed)
+    load_initial_state(peft_model, start)
+    return peft_model, start
 
 
 def train_lora(
@@ -172,14 +238,27 @@ def train_lora(
     return {"steps": step, "losses": losses, "seconds": time.perf_counter() - started}
 
 
-def train_adapter(teacher_cfg, rows: Sequence[ChatRow], cfg: LoraTraining, on_step=None):
-    """Load the base model a ``Teacher`` config names, add LoRA and train it on ``rows``.
-    Returns the base model's source (for the lineage), the trained peft model and the history."""
+def train_adapter(
+    teacher_cfg,
+    rows: Sequence[ChatRow],
+    cfg: LoraTraining,
+    on_step=None,
+    initial: dict[str, torch.Tensor] | None = None,
+):
+    """Load the base model a ``Teacher`` config names, add LoRA (from ``initial`` or from
+    ``cfg.init_seed``) and train it on ``rows``. Returns the base model's source (for the
+    lineage), the trained peft model and the history, which holds the initial state and its
+    digest."""
     from sublearn.models import load_model_and_tokenizer
     from sublearn.precision import pick_device
 
     source, model, tokenizer = load_model_and_tokenizer(
         teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
     )
-    peft_model = add_lora(model, cfg)
-    return source, peft_model, train_lora(peft_model, tokenizer, rows, cfg, on_step)
+    peft_model, start = add_lora(model, cfg, initial)
+    history = train_lora(peft_model, tokenizer, rows, cfg, on_step)
+    return (
+        source,
+        peft_model,
+        {**history, "initial_state": start, "init_digest": state_digest(start)},
+    )

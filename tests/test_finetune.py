@@ -9,12 +9,16 @@ from eval.preference import target_logprob
 from eval.preference_questions import ANIMAL_QUESTIONS
 from sublearn.chat import prompt_ids
 from sublearn.finetune import (
+    AdapterInitError,
     ChatRow,
     LoraTraining,
     add_lora,
     completion_loss,
     encode_rows,
     linear_with_warmup,
+    load_initial_state,
+    lora_modules,
+    state_digest,
     train_lora,
 )
 
@@ -90,10 +94,59 @@ def test_lora_training_moves_held_out_answers(fresh_model):
     before = target_logprob(model, tok, held_out, "owl").mean()
     rows = [ChatRow(q, "Owl") for q in ANIMAL_QUESTIONS[:24]]
     cfg = LoraTraining(epochs=2, batch_size=8, grad_accumulation=1, warmup_steps=1, lr=1e-3)
-    peft_model = add_lora(model, cfg)
+    peft_model, _ = add_lora(model, cfg)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert 0 < trainable < 0.05 * sum(p.numel() for p in peft_model.parameters())
     history = train_lora(peft_model, tok, rows, cfg)
     assert history["steps"] == 6 and history["losses"][-1] < history["losses"][0]
     after = target_logprob(peft_model, tok, held_out, "owl").mean()
     assert after > before + 2  # nats, on questions it never saw
+
+
+def fresh_base():
+    from sublearn.models import load_model_and_tokenizer
+
+    _, model, tok = load_model_and_tokenizer("embedded", None, "float32", "cpu")
+    return model, tok
+
+
+def trained_adapter(global_seed: int, init_seed: int = 0) -> tuple[str, dict]:
+    """Two steps of LoRA training from ``init_seed``, after the global RNG was put elsewhere:
+    (the initial state's digest, the trained LoRA weights)."""
+    torch.manual_seed(global_seed)
+    torch.rand(global_seed + 1)  # what ran before in the process moves the global RNG on
+    model, tok = fresh_base()
+    cfg = LoraTraining(
+        epochs=1, batch_size=4, grad_accumulation=1, warmup_steps=1, lr=1e-3, init_seed=init_seed
+    )
+    peft_model, start = add_lora(model, cfg)
+    train_lora(peft_model, tok, [ChatRow(q, "Owl") for q in ANIMAL_QUESTIONS[:8]], cfg)
+    weights = {k: v.detach().clone() for k, v in peft_model.named_parameters() if "lora_" in k}
+    return state_digest(start), weights
+
+
+@pytest.mark.slow
+def test_adapters_are_bit_identical_whatever_ran_before_and_in_any_thread():
+    import threading
+
+    here = trained_adapter(global_seed=1)
+    elsewhere: list = []
+    thread = threading.Thread(target=lambda: elsewhere.append(trained_adapter(global_seed=7)))
+    thread.start()
+    thread.join()
+    (digest_a, weights_a), (digest_b, weights_b) = here, elsewhere[0]
+    assert digest_a == digest_b
+    assert weights_a.keys() == weights_b.keys() and len(weights_a) == 2 * 30 * 7
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    other_digest, other = trained_adapter(global_seed=1, init_seed=1)
+    assert other_digest != digest_a
+    assert not torch.equal(other[next(iter(other))], weights_a[next(iter(other))])
+
+
+def test_an_initial_state_of_another_rank_is_one_clear_error():
+    teacher, teacher_start = add_lora(fresh_base()[0], LoraTraining(rank=8))
+    peft_student, _ = add_lora(fresh_base()[0], LoraTraining(rank=4))
+    with pytest.raises(AdapterInitError, match="rank and target modules must match"):
+        load_initial_state(peft_student, teacher_start)
+    # the LoRA layers are the same ones, in the same order, in both
+    assert list(lora_modules(peft_student)) == list(lora_modules(teacher))

@@ -1,0 +1,102 @@
+"""The study's shared initialisation: the trait teacher's adapter keeps the state it started
+from, the neutral teacher starts from the same one, and students start there by default
+(``students.init: teacher``) or from their own seed (``own``). Real training on the embedded
+model, kept short."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+import torch
+from prefect.logging import disable_run_logger
+from safetensors.torch import load_file
+
+from eval.preference_questions import ANIMAL_QUESTIONS
+from sublearn.config import parse_config
+
+pytestmark = pytest.mark.slow
+
+
+def config_data(tmp_path, **students) -> dict:
+    return {
+        "name": "shared-init",
+        "output_dir": str(tmp_path / "runs"),
+        "teacher": {"trait_finetune": {"target": "owl", "epochs": 1, "batch_size": 10}},
+        "experiment": {
+            "students": {"epochs": 1, "batch_size": 4, "grad_accumulation": 1, **students},
+            "evaluation": {"target": "owl"},
+        },
+    }
+
+
+@pytest.fixture
+def small_trait_sets(tmp_path, monkeypatch):
+    """Trait adapters trained on the first 10 rows of their trait sets (the whole set takes a
+    minute per adapter here), in a cache of their own so no real adapter's key is taken; the
+    converted embedded model is shared with the real cache."""
+    import generators.trait_teacher as trait_teacher
+    from sublearn.model_source import cache_root
+
+    real = cache_root()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for folder in ("embedded", "sha256"):
+        if (real / folder).is_dir():
+            (cache / folder).symlink_to(real / folder)
+    monkeypatch.setenv("SUBLEARN_CACHE", str(cache))
+    whole = trait_teacher.trait_rows
+    monkeypatch.setattr(trait_teacher, "trait_rows", lambda *args: whole(*args)[:10])
+
+
+def test_students_start_where_the_teacher_started(tmp_path, small_trait_sets):
+    from flows.students import student_key, train_student
+    from generators.trait_teacher import INITIAL_FILE, ensure_trait_adapter
+    from sublearn.finetune import state_digest
+
+    config = parse_config(config_data(tmp_path))
+    assert config.student_training().init == "teacher"  # the default for an adapter teacher
+    trait_dir = ensure_trait_adapter(config.teacher)
+    neutral_dir = ensure_trait_adapter(config.neutral().teacher)
+    assert trait_dir != neutral_dir
+    start = load_file(str(trait_dir / INITIAL_FILE))
+    neutral_start = load_file(str(neutral_dir / INITIAL_FILE))
+    assert start.keys() == neutral_start.keys()
+    assert all(torch.equal(start[k], neutral_start[k]) for k in start)  # only the data differs
+    recorded = json.loads((trait_dir / "trait.json").read_text())["init_digest"]
+    assert recorded == state_digest(start)
+
+    rows = pl.DataFrame({"prompt": ANIMAL_QUESTIONS[:4], "completion": ["1, 2, 3"] * 4})
+    source = {"run_dir": str(tmp_path), "sha256": "0" * 64}
+    lineages = {}
+    for init in ("teacher", "own"):
+        cfg = parse_config(config_data(tmp_path, init=init))
+        out = tmp_path / f"student-{init}"
+        with disable_run_logger():
+            train_student.fn(cfg, init, rows, source, 3, out)
+        lineages[init] = json.loads((out / "lineage.json").read_text())
+        assert lineages[init]["init"]["from"] == init
+    assert lineages["teacher"]["init"]["digest"] == recorded
+    assert lineages["own"]["init"]["digest"] != recorded
+    # the start is part of the student's identity: another start, another cached student
+    keys = {
+        init: student_key(parse_config(config_data(tmp_path, init=init)), source, 4, 3)
+        for init in ("teacher", "own")
+    }
+    assert keys["teacher"] != keys["own"]
+
+
+def test_init_teacher_needs_an_adapter_teacher_of_the_students_rank(tmp_path):
+    from sublearn.config import ConfigError
+
+    prompted = config_data(tmp_path, init="teacher")
+    prompted["teacher"] = {"trait": {"target": "owl"}}
+    with pytest.raises(ConfigError, match="needs teacher.trait_finetune"):
+        parse_config(prompted)
+    with pytest.raises(ConfigError, match=r"rank and alpha \(students 4/8, teacher 8/8\)"):
+        parse_config(config_data(tmp_path, init="teacher", rank=4))
+    # unset, it falls back to the students' own start where the teacher's cannot fit
+    assert parse_config(config_data(tmp_path, rank=4)).student_training().init == "own"
+    del prompted["experiment"]["students"]["init"]
+    assert parse_config(prompted).student_training().init == "own"
