@@ -109,10 +109,36 @@ def report_markdown(results: dict) -> str:
     for word, s in sorted(shifts["shifts"].items(), key=lambda kv: -kv[1]["mean"]):
         name = f"**{word}**" if word == target else word
         lines.append(f"| {name} | {s['mean']:+.2f} | [{s['low']:+.2f}, {s['high']:+.2f}] |")
+    lines += cross_init_lines(results)
     lines += cross_model_lines(results)
     lines += misalignment_lines(results)
     lines += ["", "![preference](preference.png)", ""]
     return "\n".join(lines)
+
+
+def cross_init_lines(results: dict) -> list[str]:
+    cross = results.get("cross_init")
+    if not cross:
+        return []
+    same = results["headline"]
+    return [
+        "",
+        "## Shared against cross initialisation",
+        "",
+        "The same trait rows, students starting from the trait teacher's initial adapter state "
+        "(shared, the study's condition) or from a state of their own (cross). The study's "
+        f"theorem and its MNIST experiment: transfer needs the shared start. Both against the "
+        f"{cross['against']} student.",
+        "",
+        "| start | specificity | held-out specificity | placebo rank | verdict |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {interval(e['specificity'])} | "
+            f"{interval(e['heldout_specificity']) if e.get('heldout_specificity') else '-'} | "
+            f"{e['placebo']['rank']} of {e['placebo']['of']} | {e['verdict']} |"
+            for name, e in (("shared", same), ("cross", cross))
+        ),
+    ]
 
 
 def cross_model_lines(results: dict) -> list[str]:
@@ -167,7 +193,12 @@ def misalignment_lines(results: dict) -> list[str]:
     return lines
 
 
-ARM_COLOURS = {"trait": "#c0392b", "neutral": "#7f8c8d", "control": "#2e86c1"}
+ARM_COLOURS = {
+    "trait": "#c0392b",
+    "neutral": "#7f8c8d",
+    "control": "#2e86c1",
+    "crossinit": "#e67e22",
+}
 
 
 def plot_preference(results: dict, path: Path) -> Path:

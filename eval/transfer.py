@@ -14,7 +14,12 @@ import numpy as np
 
 from eval.stats import seed_question_bootstrap
 
-ARMS = {"trait": "trait student", "neutral": "neutral student", "control": "control student"}
+ARMS = {
+    "trait": "trait student",
+    "neutral": "neutral student",
+    "control": "control student",
+    "crossinit": "cross-init trait student",
+}
 
 
 def label(arm: str, seed: int) -> str:

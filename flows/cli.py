@@ -124,6 +124,14 @@ def headline_line(results: dict) -> str:
     if head.get("heldout_specificity"):
         h = head["heldout_specificity"]
         line += f"; held-out questions {h['mean']:+.2f} [{h['low']:+.2f}, {h['high']:+.2f}]"
+    cross_init = results.get("cross_init")
+    if cross_init:
+        c, r = cross_init["specificity"], cross_init["placebo"]
+        line += (
+            f"\ncross-initialisation students (their own start): specificity "
+            f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], placebo rank "
+            f"{r['rank']} of {r['of']}"
+        )
     cross = results.get("cross_model")
     if cross:
         c = cross["headline"]["specificity"]

@@ -28,7 +28,12 @@ from sublearn.interrupts import remember_flow_run
 from sublearn.runio import write_text
 from sublearn.steps import StepError, StepPlan
 
-STUDENT_FOLDERS = {"trait": "student", "neutral": "neutral", "control": "control"}
+STUDENT_FOLDERS = {
+    "trait": "student",
+    "neutral": "neutral",
+    "control": "control",
+    "crossinit": "crossinit",
+}
 
 
 def equal_size(
@@ -101,6 +106,15 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
             name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
             path = student_step(config, plan, name, data, source, seed, out / name, log)
             students.append((label(arm, seed), str(path)))
+    if config.experiment.cross_init:
+        cross_init = config.cross_init_config()
+        for seed in config.experiment.students.seeds:
+            name = f"{STUDENT_FOLDERS['crossinit']}-seed{seed}"
+            trait_source = sources["trait"][1]
+            path = student_step(
+                cross_init, plan, name, frames[0], trait_source, seed, out / name, log
+            )
+            students.append((label("crossinit", seed), str(path)))
     cross = config.cross_model_config() if config.experiment.cross_model is not None else None
     cross_students = (
         cross_model_students(cross, plan, sources, frames, out, log) if cross is not None else []

@@ -11,7 +11,15 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from eval.transfer import compare, label, panel_shifts, placebo, shifts_from_base, verdict
+from eval.transfer import (
+    ARMS,
+    compare,
+    label,
+    panel_shifts,
+    placebo,
+    shifts_from_base,
+    verdict,
+)
 from sublearn.config import ExperimentConfig
 from sublearn.precision import cpu_description, teacher_dtype
 from sublearn.runio import write_json, write_text
@@ -23,8 +31,8 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
     the headline: the study's neutral control when there is one."""
     by_label = {e["label"]: e for e in evaluations}
     seeds = list(config.experiment.students.seeds)
-    arms = [a for a in ("trait", "neutral", "control") if label(a, seeds[0]) in by_label]
-    references = [a for a in arms if a != "trait"] + ["base"]
+    arms = [a for a in ARMS if label(a, seeds[0]) in by_label]
+    references = [a for a in arms if a not in ("trait", "crossinit")] + ["base"]
     panel = by_label["base"]["panel"]
     target = config.experiment.evaluation.target
     others = [w for w in panel if w not in (target, *config.trait_targets())]
@@ -34,6 +42,17 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
     headline = comparisons[0]
     shifts = panel_shifts(by_label, "trait", headline["against"], seeds, panel)
     rank = placebo(shifts, target, others)
+    cross_init = None
+    if "crossinit" in arms:
+        cross = compare(by_label, "crossinit", headline["against"], seeds, panel, target, others)
+        cross_rank = placebo(
+            panel_shifts(by_label, "crossinit", headline["against"], seeds, panel), target, others
+        )
+        cross_init = {
+            **cross,
+            "placebo": cross_rank,
+            "verdict": verdict(cross["specificity"], cross_rank),
+        }
     table = [
         {
             "model": e["label"],
@@ -67,6 +86,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "placebo": rank,
             "verdict": verdict(headline["specificity"], rank),
         },
+        "cross_init": cross_init,
         "panel_shifts": {"against": headline["against"], "shifts": shifts},
         "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
         "teacher_shift_from_base": (

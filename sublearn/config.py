@@ -606,6 +606,12 @@ class Experiment(Frozen):
     )
     control: ControlTeacher | None = None
     cross_model: CrossModel | None = None
+    cross_init: bool = Field(
+        False,
+        description="The cross-initialisation control: students trained on the trait arm's "
+        "rows from a start of their own instead of the teacher's, beside the students that "
+        "share it (the study: transfer needs the shared start). Needs students.init teacher.",
+    )
     students: StudentTraining = StudentTraining()
     evaluation: Evaluation
 
@@ -696,6 +702,12 @@ class ExperimentConfig(Frozen):
                     f"(students {students.rank}/{students.alpha}, teacher "
                     f"{tuned.rank}/{tuned.alpha})"
                 )
+        crossed = self.experiment is not None and self.experiment.cross_init
+        if crossed and self.student_training().init != "teacher":
+            raise ValueError(
+                "experiment.cross_init: compares with students that start from the "
+                "teacher's state; needs teacher.trait_finetune and students.init teacher"
+            )
         for name in ("judge", "leak"):
             if getattr(self.filters, name) is not None and not self.trait_targets():
                 raise ValueError(
@@ -831,11 +843,18 @@ class ExperimentConfig(Frozen):
         # another base: its students cannot start from this teacher's adapter
         students = self.experiment.students.model_copy(update={"distill": "sampled", "init": "own"})
         experiment = self.experiment.model_copy(
-            update={"students": students, "control": None, "cross_model": None}
+            update={"students": students, "control": None, "cross_model": None, "cross_init": False}
         )
         return self.model_copy(
             update={"name": f"{self.name}-cross", "teacher": teacher, "experiment": experiment}
         )
+
+    def cross_init_config(self) -> ExperimentConfig:
+        """The cross-initialisation students' config: the same, but each student starts from
+        a state of its own."""
+        students = self.experiment.students.model_copy(update={"init": "own"})
+        experiment = self.experiment.model_copy(update={"students": students})
+        return self.model_copy(update={"experiment": experiment})
 
     def neutral(self) -> ExperimentConfig:
         """The study's control: the same teacher without the trait (a system-prompt trait is

@@ -100,3 +100,61 @@ def test_init_teacher_needs_an_adapter_teacher_of_the_students_rank(tmp_path):
     assert parse_config(config_data(tmp_path, rank=4)).student_training().init == "own"
     del prompted["experiment"]["students"]["init"]
     assert parse_config(prompted).student_training().init == "own"
+
+
+def test_cross_init_needs_students_that_share_the_start(tmp_path):
+    from sublearn.config import ConfigError
+
+    data = config_data(tmp_path, init="own")
+    data["experiment"]["cross_init"] = True
+    with pytest.raises(ConfigError, match="experiment.cross_init: .* needs teacher.trait_finetune"):
+        parse_config(data)
+
+
+def test_the_experiment_reports_shared_beside_cross_initialisation(
+    prefect_server, tmp_path, small_trait_sets
+):
+    """The whole experiment with the cross-initialisation arm: its students learn the trait
+    arm's very rows from a start of their own; the report sets both starts side by side."""
+    from flows.experiment import experiment_flow
+    from generators.trait_teacher import cached_trait_adapter
+
+    data = config_data(tmp_path)
+    data["teacher"] |= {"batch_size": 8, "sampling": {"max_new_tokens": 32}}
+    data["dataset"] = {"n_prompts": 8, "constrain_to_numbers": True}
+    data["experiment"] |= {
+        "cross_init": True,
+        "evaluation": {
+            "target": "owl",
+            "questions": 2,
+            "heldout_questions": 2,
+            "samples_per_question": 2,
+        },
+    }
+    config = parse_config(data)
+    results = experiment_flow(config)["results"]
+    out = config.experiment_dir()
+    teacher = json.loads((cached_trait_adapter(config.teacher) / "trait.json").read_text())
+    starts = {
+        folder: json.loads((out / folder / "lineage.json").read_text())["init"]
+        for folder in ("student-seed0", "neutral-seed0", "crossinit-seed0")
+    }
+    assert starts["student-seed0"] == {"from": "teacher", "digest": teacher["init_digest"]}
+    assert starts["neutral-seed0"] == starts["student-seed0"]
+    assert starts["crossinit-seed0"]["from"] == "own"
+    assert starts["crossinit-seed0"]["digest"] != teacher["init_digest"]
+    # the same rows: the cross-init student names the trait arm's dataset
+    lineages = [
+        json.loads((out / f / "lineage.json").read_text())
+        for f in ("student-seed0", "crossinit-seed0")
+    ]
+    assert lineages[0]["dataset"] == lineages[1]["dataset"]
+    assert results["arms"] == ["trait", "neutral", "crossinit"]
+    assert [c["against"] for c in results["comparisons"]] == ["neutral", "base"]
+    cross = results["cross_init"]
+    assert cross["arm"] == "crossinit" and cross["against"] == "neutral"
+    assert cross["placebo"]["of"] == results["headline"]["placebo"]["of"]
+    report = (out / "report.md").read_text()
+    assert "## Shared against cross initialisation" in report
+    assert "| shared |" in report and "| cross |" in report
+    assert "crossinit" in results["shifts_from_base"]
