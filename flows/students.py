@@ -129,7 +129,7 @@ def own_init_seed(seed: int) -> int:
 def initial_state(config: ExperimentConfig) -> dict | None:
     """Where the students' adapters start: the trait teacher's initial state under
     ``init: teacher`` (one state for every arm and seed, as the neutral teacher shares it too),
-    else None: each student draws its own from its seed."""
+    else None: each student draws its own (``own_init_seed``)."""
     if config.student_training().init != "teacher":
         return None
     from generators.trait_teacher import initial_adapter_state

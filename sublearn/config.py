@@ -538,7 +538,8 @@ class StudentTraining(Frozen):
         None,
         description="Where each student's adapter starts: 'teacher' from the trait teacher's "
         "initial state (the study's shared initialisation; needs teacher.trait_finetune with "
-        "the students' rank and alpha), 'own' from a state drawn from the student's seed. "
+        "the students' rank and alpha), 'own' from a state drawn from a seed derived from the "
+        "student's. "
         "None: teacher where the teacher is an adapter of the students' rank and alpha, "
         "else own.",
     )
