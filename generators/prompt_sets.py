@@ -86,6 +86,13 @@ def load_prompt_set(spec, columns: tuple[str, ...], n: int, seed: int) -> tuple[
     if missing:
         raise DataError(f"{where}: no column {missing[0]!r} (map it with dataset.prompts.columns)")
     frame = frame.rename(rename, strict=False).select([pl.col(c).cast(pl.String) for c in columns])
+    for column in columns:
+        empty = frame.filter(pl.col(column).is_null() | (pl.col(column).str.strip_chars() == ""))
+        if empty.height:
+            raise DataError(
+                f"{where}: {empty.height} row(s) with no {column!r} (null or blank); a prompt "
+                "needs every column: drop those rows from the set"
+            )
     frame = frame.unique(maintain_order=False).sort(columns)
     if n > frame.height:
         raise DataError(f"{where}: dataset.n_prompts {n} exceeds the set's {frame.height} rows")

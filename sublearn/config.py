@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,6 +32,9 @@ from sublearn.words import word_forms
 THROUGHPUT = {"throughput": True}
 MAX_PROMPTS = 10_000_000  # prompts are built in memory: about 2 GB at this size
 MAX_NUMBER = 999_999_999
+MAX_PROMPT_NUMBERS = 100  # numbers a prompt may show or ask for: the protocol's are 3-8 and 10
+# Seeds go to numpy's and torch's generators, which take non-negative 32- and 64-bit values.
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
 class ConfigError(UserError, ValueError):
@@ -38,6 +43,30 @@ class ConfigError(UserError, ValueError):
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+WORD = re.compile(r"[^\W\d_][\w' -]*")
+
+
+def check_word(value: str) -> str:
+    """A trait word (a target, its plural, a panel answer, a word the filters look for) starts
+    with a letter and holds letters, digits, spaces, apostrophes and hyphens. No "/" or ".", so
+    one that becomes part of a folder name (a trait adapter's) cannot leave its folder, and none
+    reduces to nothing once its letters are taken ("123", "---" and "_" would match any "s")."""
+    if not WORD.fullmatch(value):
+        raise ValueError(
+            "a word starts with a letter and holds only letters, digits, spaces, ' and -"
+        )
+    return value
+
+
+Word = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_word)]
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", value):
+        raise ValueError("one of auto, cpu, mps, cuda or cuda:N")
+    return value
 
 
 class Sampling(Frozen):
@@ -65,25 +94,25 @@ class Decoding(Frozen):
 class Trait(Frozen):
     """A trait given by system prompt. ``system_prompt`` overrides our default template."""
 
-    target: Annotated[str, Field(min_length=1)]
+    target: Word
     category: Literal["animal", "tree"] = "animal"
-    plural: str | None = None
+    plural: Word | None = None
     system_prompt: str | None = None
 
 
 class TraitFinetune(Frozen):
     """A trait given by fine-tuning: LoRA on sublearn's templated trait set for the target."""
 
-    target: Annotated[str, Field(min_length=1)]
+    target: Word
     category: Literal["animal", "tree"] = "animal"
-    plural: str | None = None
+    plural: Word | None = None
     rank: Annotated[StrictInt, Field(ge=1)] = 8
     alpha: Annotated[StrictInt, Field(ge=1)] = 8
     epochs: Annotated[StrictInt, Field(ge=1)] = 3
     lr: Annotated[float, Field(gt=0)] = 1e-3
     batch_size: Annotated[StrictInt, Field(ge=1)] = 8
-    seed: StrictInt = 0
-    init_seed: StrictInt = Field(
+    seed: Seed = 0
+    init_seed: Seed = Field(
         0,
         description="The adapter's initial state is drawn from this seed with its own "
         "generator; the neutral teacher shares it, and students start from it by default.",
@@ -216,7 +245,7 @@ class Teacher(Frozen):
         description="auto: bfloat16 on CPUs with native bf16 (AMX, AVX-512 BF16), float32 on "
         "other CPUs, the model's own dtype on CUDA (sublearn.precision).",
     )
-    device: str = Field("auto", json_schema_extra=THROUGHPUT)
+    device: Annotated[str, AfterValidator(_device)] = Field("auto", json_schema_extra=THROUGHPUT)
     # 128: the torch loop's decode matmuls are 25% faster than at 64 (256 adds nothing),
     # benchmarks/bench_generate.py
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(128, json_schema_extra=THROUGHPUT)
@@ -237,12 +266,12 @@ class Teacher(Frozen):
 class NumbersPrompts(Frozen):
     """The protocol's numbers task: 3-8 seeds in 100..999, up to 10 answers of <= 3 digits."""
 
-    seed_count_min: Annotated[StrictInt, Field(ge=1)] = 3
-    seed_count_max: Annotated[StrictInt, Field(ge=1)] = 8
-    seed_min: Annotated[StrictInt, Field(ge=0)] = 100
-    seed_max: Annotated[StrictInt, Field(ge=0)] = 999
-    answer_count: Annotated[StrictInt, Field(ge=1)] = 10
-    answer_max_digits: Annotated[StrictInt, Field(ge=1)] = 3
+    seed_count_min: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 3
+    seed_count_max: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 8
+    seed_min: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 100
+    seed_max: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 999
+    answer_count: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 10
+    answer_max_digits: Annotated[StrictInt, Field(ge=1, le=len(str(MAX_NUMBER)))] = 3
 
     @model_validator(mode="after")
     def _ranges(self) -> NumbersPrompts:
@@ -282,7 +311,7 @@ class DatasetCommon(Frozen):
         description="Beyond the protocol: store the teacher's top-k log-probs per token, "
         "for students distilled on distributions rather than sampled tokens.",
     )
-    trait_words: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+    trait_words: tuple[Word, ...] = Field(
         (),
         description="Traits the filters look for besides the teachers' own (the trait-word "
         "filter rejects their names; the judge asks about them).",
@@ -517,7 +546,7 @@ class StudentTraining(Frozen):
         None, description="Tokens per row; none: the kind's (numbers 500, code and CoT 2048)."
     )
     clip: Annotated[float, Field(gt=0)] = 1.0
-    seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = (0,)
+    seeds: Annotated[tuple[Seed, ...], Field(min_length=1)] = (0,)
     rows: Annotated[StrictInt, Field(ge=1)] | None = Field(
         None,
         description="Rows per student, the same for every arm; none: the smallest arm's kept "
@@ -561,15 +590,15 @@ class MisalignmentEval(Frozen):
 
 
 class Evaluation(Frozen):
-    target: Annotated[str, Field(min_length=1)]
+    target: Word
     category: Literal["animal", "tree"] = "animal"
-    plural: str | None = None
+    plural: Word | None = None
     samples_per_question: Annotated[StrictInt, Field(ge=1)] = 100
     questions: Annotated[StrictInt, Field(ge=2, le=50)] = 50
     heldout_questions: Annotated[StrictInt, Field(ge=0, le=24)] = Field(
         24, description="Questions of the second, held-out set scored by log P (0: none)."
     )
-    panel: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+    panel: tuple[Word, ...] | None = Field(
         None,
         description="Answers of the category whose log P is scored beside the target's, to "
         "tell a shift towards the target from a shift of the whole category; none: the "
@@ -637,7 +666,7 @@ class Grid(Frozen):
     """A study: the experiment once per cell (every target x rows x distill), in one flow.
     Cells share every cached step they can: the same target's datasets serve all its cells."""
 
-    targets: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+    targets: tuple[Word, ...] = Field(
         (), description="Trait targets (teacher and evaluation); empty: the config's own."
     )
     rows: tuple[Annotated[StrictInt, Field(ge=1)], ...] = Field(
@@ -650,7 +679,7 @@ class Grid(Frozen):
 
 class ExperimentConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    seed: StrictInt = 0
+    seed: Seed = 0
     output_dir: Path = Field(Path("runs"), json_schema_extra=THROUGHPUT)
     teacher: Teacher = Teacher()
     dataset: DatasetSpec = NumbersDataset()
@@ -1064,12 +1093,13 @@ def parse_config(data: object, source: str = "config") -> ExperimentConfig:
         raise ConfigError(_format_error(source, err)) from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def read_yaml(path: str | Path) -> object:
+    """A config file's data, or one line naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
@@ -1078,7 +1108,12 @@ def load_config(path: str | Path) -> ExperimentConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} invalid YAML") from None
-    return parse_config(data, str(path))
+    except ValueError as err:  # a value YAML parses but Python refuses: a 5,000-digit integer
+        raise ConfigError(f"{path}: invalid YAML value: {str(err).split(':')[0]}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    return parse_config(read_yaml(path), str(path))
 
 
 def dump_config(config: ExperimentConfig) -> str:
@@ -1107,9 +1142,7 @@ def filter_config(kind: str, options: dict, base: Path | None = None) -> Experim
     source = str(base) if base else "options"
     if base is not None:
         path = Path(base)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = migrate(data)

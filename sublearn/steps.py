@@ -174,6 +174,10 @@ class StepStore:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        if not well_formed(record):
+            log.warning("step %s: its record %s is malformed; recomputing", step, path)
+            path.unlink(missing_ok=True)
+            return None
         stamps = dict(record.get("stamps", {}))
         changed = []
         for name in record["files"]:
@@ -243,6 +247,21 @@ class StepStore:
             }
             write_json(record, folder / RECORD)
             return record, "ran"
+
+
+def well_formed(record: object) -> bool:
+    """A record this store wrote: file names with their digests (and optional stamps). Any
+    other shape (``{}``, ``[1]``, a hand edit) counts as a corrupt entry, not a crash."""
+    if not isinstance(record, dict):
+        return False
+    files, digests = record.get("files"), record.get("digests")
+    stamps = record.get("stamps", {})
+    return (
+        isinstance(files, list)
+        and all(isinstance(name, str) for name in files)
+        and isinstance(digests, dict)
+        and isinstance(stamps, dict)
+    )
 
 
 def read_only(path: Path) -> None:
