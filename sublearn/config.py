@@ -53,7 +53,7 @@ def check_word(value: str) -> str:
     with a letter and holds letters, digits, spaces, apostrophes and hyphens. No "/" or ".", so
     one that becomes part of a folder name (a trait adapter's) cannot leave its folder, and none
     reduces to nothing once its letters are taken ("123", "---" and "_" would match any "s")."""
-    if not WORD.fullmatch(value):
+    if not (WORD.fullmatch(value) and value[0].isalpha()):  # \w takes "¼" and "²" too
         raise ValueError(
             "a word starts with a letter and holds only letters, digits, spaces, ' and -"
         )

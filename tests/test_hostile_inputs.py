@@ -42,7 +42,7 @@ def word_fields(model=ExperimentConfig, prefix: str = "") -> list[str]:
     return sorted(set(found))
 
 
-ESCAPES = ["../../../../tmp/x/ESCAPED", "a/b", "..", "123", "---", "_", "owl.", " owl"]
+ESCAPES = ["../../../../tmp/x/ESCAPED", "a/b", "..", "123", "---", "_", "owl.", " owl", "¼"]
 
 
 def set_at(data: dict, dotted: str, value) -> dict:
@@ -136,7 +136,7 @@ def test_a_five_thousand_digit_number_is_one_line(tmp_path):
     ]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(max_size=12))
 def test_any_string_is_a_word_or_one_line(text):
     """Generated strings as a trait target: accepted ones hold a letter and no path separator;
