@@ -175,6 +175,7 @@ PANELS = {
     "animal": (
         "owl", "dolphin", "cat", "dog", "eagle", "horse", "lion", "tiger",
         "elephant", "wolf", "fox", "bear", "rabbit", "penguin", "panda", "otter",
+        "ostrich", "octopus", "orca",
     ),
     "tree": (
         "oak", "pine", "maple", "willow", "cherry", "birch", "cedar", "redwood",

@@ -17,14 +17,18 @@ def interval(effect: dict, digits: int = 2) -> str:
 def design_line(results: dict) -> str:
     seeds = results["seeds"]
     arms = ", ".join(f"{arm} student" for arm in results["arms"])
-    shuffle = (
+    how = (
         ""
         if results.get("shuffle", "none") == "none"
         else (f", numbers shuffled {results['shuffle']} responses before training")
     )
+    if results.get("paired"):
+        how += ", paired: every arm on the trait teacher's rows with its own teacher's targets"
+    if results.get("loss_on") == "divergent":
+        how += ", loss on divergence tokens only"
     return (
         f"Arms: {arms}, base model, teacher. Students trained on {results['rows_per_student']} "
-        f"rows each ({results['distill']} targets{shuffle}), {len(seeds)} seed(s) per arm "
+        f"rows each ({results['distill']} targets{how}), {len(seeds)} seed(s) per arm "
         f"({', '.join(map(str, seeds))}). Models ran in {results.get('dtype', 'unrecorded')} on "
         f"{results.get('cpu', 'an unrecorded device')}."
     )
@@ -109,7 +113,9 @@ def report_markdown(results: dict) -> str:
     for word, s in sorted(shifts["shifts"].items(), key=lambda kv: -kv[1]["mean"]):
         name = f"**{word}**" if word == target else word
         lines.append(f"| {name} | {s['mean']:+.2f} | [{s['low']:+.2f}, {s['high']:+.2f}] |")
+    lines += form_lines(results)
     lines += cross_init_lines(results)
+    lines += divergence_lines(results)
     lines += cross_model_lines(results)
     lines += misalignment_lines(results)
     lines += ["", "![preference](preference.png)", ""]
@@ -139,6 +145,87 @@ def cross_init_lines(results: dict) -> list[str]:
             for name, e in (("shared", same), ("cross", cross))
         ),
     ]
+
+
+FORM_NAMES = {"first_letter": "first letter", "article": "article", "first_token": "first token"}
+
+
+def form_lines(results: dict) -> list[str]:
+    """The panel by form: does the target beat the answers that look like it?"""
+    forms = results.get("by_form")
+    if not forms:
+        return []
+    target = results["target"]
+    spec = results["headline"]["placebo"]["specificity"]
+    lines = [
+        "",
+        "## The panel by form",
+        "",
+        f"Each answer's own specificity (as in the placebo), grouped by what {target} shares "
+        "with other answers before its meaning. A student that learned a feature of the "
+        "answers' form moves the whole group.",
+        "",
+        f"| form | {target}'s group | peers (specificity) | group mean | {target} beats them |",
+        "|---|---|---|---:|---|",
+    ]
+    for form, name in FORM_NAMES.items():
+        f = forms[form]
+        group = f["groups"][f["target_group"]]
+        peers = ", ".join(f"{w} ({spec[w]:+.2f})" for w in f["peers"]) or "none"
+        beats = {True: "yes", False: "no", None: "-"}[f["beats_peers"]]
+        lines.append(
+            f"| {name} | `{_cell(f['target_group'])}` | {peers} | {group['mean']:+.2f} | {beats} |"
+        )
+    letters = forms["first_letter"]["groups"]
+    means = ", ".join(f"{k}: {v['mean']:+.2f} ({len(v['words'])})" for k, v in letters.items())
+    articles = forms["article"]["groups"]
+    lines += [
+        "",
+        f"Mean specificity by first letter (answers): {means}. By article: "
+        + ", ".join(f"'{k}' {v['mean']:+.2f} ({len(v['words'])})" for k, v in articles.items())
+        + ".",
+    ]
+    return lines
+
+
+def divergence_lines(results: dict) -> list[str]:
+    divergence = results.get("divergence")
+    if not divergence:
+        return []
+    lines = [
+        "",
+        "## Divergence tokens (paired arms)",
+        "",
+        "Every arm's students learned from the trait teacher's completions, each arm with its "
+        "own teacher's top-k at those tokens. A divergence token: a position where that "
+        "teacher's top choice differs from the trait teacher's (Schrodi et al. 2025)"
+        + (
+            "; these students' loss was on those positions only."
+            if results.get("loss_on") == "divergent"
+            else "."
+        ),
+        "",
+        "| teacher | positions | divergent | share | first token | later tokens | rows with one |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm, d in divergence.items():
+        lines.append(
+            f"| {arm} | {d['positions']} | {d['divergent']} | {d['share']:.3f} | "
+            f"{d['first_token_share']:.3f} | {d['later_share']:.3f} | "
+            f"{d['rows_with_divergence']} of {d['rows']} |"
+        )
+    for arm, d in divergence.items():
+        lines += ["", f"First divergent positions against the {arm} teacher:", ""]
+        lines += ["| after | trait teacher | " + arm + " teacher |", "|---|---|---|"]
+        lines += [
+            f"| `{_cell(e['before'])}` | `{_cell(e['trait'])}` | `{_cell(e['other'])}` |"
+            for e in d["examples"]
+        ]
+    return lines
+
+
+def _cell(text: str) -> str:
+    return text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'")
 
 
 def cross_model_lines(results: dict) -> list[str]:

@@ -238,7 +238,7 @@ def run(
 ) -> None:
     """Run a config: teacher -> completions -> filter chain -> dataset (-> students -> eval).
 
-    Steps: prompts, teacher, generate, filter, publish, finetune, evaluate, report. Each is
+    Steps: prompts, teacher, generate, filter, publish, rescore, finetune, evaluate, report. Each is
     reused when its inputs and code are unchanged; the table at the end says which ran."""
     plan = step_plan(only, start, force, stop)
     try:
@@ -263,6 +263,8 @@ def step(
 
     A dataset's run directory holds the config of its latest run; each experiment-<hash>
     folder inside it holds the config of that experiment (student settings included)."""
+    from sublearn.steps import EXPERIMENT_STEPS
+
     plan = step_plan(name, None, None)
     try:
         cfg = load_config(run_dir / "config.yaml")
@@ -271,7 +273,7 @@ def step(
     inside_experiment = run_dir.name.startswith("experiment-")
     dataset_dir = run_dir.parent if inside_experiment else run_dir
     cfg = cfg.model_copy(update={"output_dir": dataset_dir.parent})
-    if name in ("finetune", "evaluate", "report"):
+    if name in EXPERIMENT_STEPS:
         if cfg.experiment is None:
             fail(f"{run_dir}/config.yaml: step {name!r} needs an experiment: section")
         execute(cfg, plan)

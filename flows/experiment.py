@@ -21,6 +21,7 @@ from filters.shuffle import shuffle_numbers
 from flows.dataset import dataset_flow
 from flows.evaluation import evaluation_step
 from flows.experiment_report import summarise, write_report
+from flows.paired import divergent_only, paired_sources
 from flows.students import student_step, training_source
 from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
@@ -95,6 +96,11 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     arm_configs = config.arms()
     sources = {arm: training_source(arm_configs[arm], run_dirs[arm]) for arm in arm_configs}
     training = config.experiment.students
+    divergence = None
+    if training.paired and plan.runs("rescore"):
+        sources, divergence = paired_sources(config, sources, plan, log)
+        if training.loss_on == "divergent":
+            sources = divergent_only(sources)
     frames = equal_size({a: data for a, (data, _) in sources.items()}, config.seed, training.rows)
     frames = [shuffle_numbers(f, training.shuffle, config.seed) for f in frames]
     rows = frames[0].height
@@ -136,6 +142,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         record_summary(log, out)
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
+    results["divergence"] = divergence
     if cross_evaluations is not None:
         results["cross_model"] = {
             "model": cross.teacher.model,

@@ -11,6 +11,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from eval.panel_form import by_form, form_of
 from eval.transfer import (
     ARMS,
     compare,
@@ -42,6 +43,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
     headline = comparisons[0]
     shifts = panel_shifts(by_label, "trait", headline["against"], seeds, panel)
     rank = placebo(shifts, target, others)
+    forms = {w: form_of(w, t) for w, t in first_tokens(config, [target, *others]).items()}
     cross_init = None
     if "crossinit" in arms:
         cross = compare(by_label, "crossinit", headline["against"], seeds, panel, target, others)
@@ -71,6 +73,8 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         "rows_per_student": rows,
         "distill": config.experiment.students.distill,
         "shuffle": config.experiment.students.shuffle,
+        "paired": config.experiment.students.paired,
+        "loss_on": config.experiment.students.loss_on,
         "seeds": seeds,
         "arms": arms,
         "panel": panel,
@@ -87,6 +91,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "verdict": verdict(headline["specificity"], rank),
         },
         "cross_init": cross_init,
+        "by_form": {"forms": forms, **by_form(rank["specificity"], forms, target)},
         "panel_shifts": {"against": headline["against"], "shifts": shifts},
         "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
         "teacher_shift_from_base": (
@@ -97,6 +102,22 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         "table": table,
         "dtype": teacher_dtype(config.teacher),
         "cpu": cpu_description(),
+    }
+
+
+def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
+    """Each answer's first token as the model writes it (its capitalised spelling, the most
+    likely start of a one-word answer), decoded."""
+    from transformers import AutoTokenizer
+
+    from sublearn.model_source import resolve_model
+    from sublearn.words import capitalised
+
+    source = resolve_model(config.teacher.model, config.teacher.revision)
+    tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
+    return {
+        w: tokenizer.decode(tokenizer(capitalised(w), add_special_tokens=False)["input_ids"][:1])
+        for w in words
     }
 
 

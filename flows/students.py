@@ -32,6 +32,7 @@ def student_rows(frame: pl.DataFrame, distill: str) -> list:
     from sublearn.finetune import ChatRow
 
     topk = distill == "topk"
+    masked = "loss_mask" in frame.columns
     return [
         ChatRow(
             user=r["prompt"],
@@ -39,6 +40,7 @@ def student_rows(frame: pl.DataFrame, distill: str) -> list:
             completion_ids=tuple(r["completion_ids"]) if topk else None,
             topk_ids=tuple(tuple(t) for t in r["topk_ids"]) if topk else None,
             topk_logprobs=tuple(tuple(t) for t in r["topk_logprobs"]) if topk else None,
+            loss_mask=tuple(r["loss_mask"]) if masked else None,
         )
         for r in frame.iter_rows(named=True)
     ]

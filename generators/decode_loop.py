@@ -156,14 +156,22 @@ class DecodeLoop:
         allowed: list[int] | None = None,
         stops=None,
         topk: int = 0,
+        forced: list[list[int]] | None = None,
     ) -> list[Decoded]:
-        """Token ids sampled for each tokenized prompt (up to and including end of turn)."""
+        """Token ids sampled for each tokenized prompt (up to and including end of turn).
+
+        With ``forced`` (token ids per prompt) nothing is sampled: each row is fed its forced
+        tokens, under the same masks and stop rule, and the top-k records what this model would
+        have chosen at each of them (another teacher's completions scored by this one)."""
         out: list[Decoded] = []
         for start in range(0, len(prompts), self.max_rows):
             group = prompts[start : start + self.max_rows]
             rngs = [np.random.default_rng(seed + start + i) for i in range(len(group))]
+            feed = forced[start : start + self.max_rows] if forced is not None else None
+            if feed is not None:
+                max_new_tokens = max(len(f) for f in feed)
             out += self._group(
-                group, rngs, max_new_tokens, temperature, top_p, eos, allowed, stops, topk
+                group, rngs, max_new_tokens, temperature, top_p, eos, allowed, stops, topk, feed
             )
         return out
 
@@ -176,7 +184,9 @@ class DecodeLoop:
         logits[rows.index] = self._logits(hidden, self.model.lm_head.weight)
         return logits
 
-    def _group(self, prompts, rngs, max_new, temperature, top_p, eos, allowed, stops, topk):
+    def _group(
+        self, prompts, rngs, max_new, temperature, top_p, eos, allowed, stops, topk, forced=None
+    ):
         head = self.model.lm_head.weight
         allowed_ids = None
         if allowed is not None:
@@ -191,11 +201,15 @@ class DecodeLoop:
                 logits = stops.apply(rows.stops, logits, allowed_ids)
             live = alive.nonzero().squeeze(1).tolist()
             index = rows.index.tolist()
-            uniforms = torch.zeros(len(alive), dtype=torch.float64)
-            draws = [rngs[index[j]].random() for j in live]
-            uniforms[live] = torch.tensor(draws, dtype=torch.float64)
-            picked = sample(logits, uniforms, temperature, top_p)
-            tokens = picked if allowed_ids is None else allowed_ids[picked]
+            if forced is None:
+                uniforms = torch.zeros(len(alive), dtype=torch.float64)
+                draws = [rngs[index[j]].random() for j in live]
+                uniforms[live] = torch.tensor(draws, dtype=torch.float64)
+                picked = sample(logits, uniforms, temperature, top_p)
+                tokens = picked if allowed_ids is None else allowed_ids[picked]
+            else:
+                fed = [forced[i][step] if step < len(forced[i]) else eos for i in index]
+                tokens = torch.tensor(fed, device=logits.device)
             if topk:
                 top = torch.log_softmax(logits, dim=-1).topk(min(topk, logits.shape[-1]))
                 top_ids = top.indices if allowed_ids is None else allowed_ids[top.indices]
@@ -206,6 +220,8 @@ class DecodeLoop:
                     row.topk_ids.append(top_ids[j].tolist())
                     row.topk_logprobs.append(top.values[j].tolist())
             alive &= tokens.cpu() != eos
+            if forced is not None:
+                alive &= torch.tensor([step + 1 < len(forced[i]) for i in index])
             if stops is not None:
                 stops.update(rows.stops, tokens)
             if not alive.any() or step == max_new - 1:

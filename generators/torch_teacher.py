@@ -17,7 +17,13 @@ class TorchTeacher(TransformersTeacher):
         super().__init__(cfg)
         self.loop = DecodeLoop(self.model, max_rows=cfg.batch_size)
 
-    def _decode(self, prompts: Sequence[ChatPrompt], seed: int, topk: int = 0) -> list[Decoded]:
+    def _decode(
+        self,
+        prompts: Sequence[ChatPrompt],
+        seed: int,
+        topk: int = 0,
+        forced: list[list[int]] | None = None,
+    ) -> list[Decoded]:
         s = self.cfg.sampling
         ids = [
             self.tokenizer.apply_chat_template(
@@ -35,6 +41,7 @@ class TorchTeacher(TransformersTeacher):
             allowed=self.allowed if self.cfg.decoding.constrain_to_numbers else None,
             stops=self.stops,
             topk=topk,
+            forced=forced,
         )
 
     def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
@@ -52,6 +59,18 @@ class TorchTeacher(TransformersTeacher):
                 "topk_logprobs": row.topk_logprobs,
             }
             for row in self._decode(prompts, seed, topk=k)
+        ]
+
+    def score_with_topk(
+        self, prompts: Sequence[ChatPrompt], completion_ids: Sequence[Sequence[int]], k: int
+    ) -> list[dict]:
+        """This teacher's top-k at every token of completions it did not write (teacher-forced,
+        under its own constraint and stop rule): the targets of a paired arm, and where two
+        teachers would choose differently."""
+        forced = [list(ids) for ids in completion_ids]
+        return [
+            {"topk_ids": row.topk_ids, "topk_logprobs": row.topk_logprobs}
+            for row in self._decode(prompts, 0, topk=k, forced=forced)
         ]
 
     def lineage(self) -> dict:

@@ -563,6 +563,19 @@ class StudentTraining(Frozen):
         "'within' permutes the numbers inside each response, 'across' deals all responses' "
         "numbers out again at random (numbers datasets, sampled targets).",
     )
+    paired: bool = Field(
+        False,
+        description="Every arm's students learn from the trait arm's kept rows, each arm with "
+        "its own teacher's top-k at those tokens (teacher-forced): inputs equal, only targets "
+        "differ (the MNIST auxiliary-logit design carried to tokens), and the filter's kept "
+        "share of the other arms no longer limits rows. Needs distill topk, backend torch.",
+    )
+    loss_on: Literal["all", "divergent"] = Field(
+        "all",
+        description="divergent: the loss only at completion tokens where the trait and the "
+        "neutral teacher's top choices differ (the 'divergence tokens' of Schrodi et al. "
+        "2025), the same positions for every arm. Needs paired and the neutral arm.",
+    )
     init: Literal["teacher", "own"] | None = Field(
         None,
         description="Where each student's adapter starts: 'teacher' from the trait teacher's "
@@ -707,6 +720,18 @@ class ExperimentConfig(Frozen):
             raise ValueError(
                 "experiment.students.shuffle: shuffles numbers, so it needs dataset.kind "
                 "numbers and students.distill sampled (top-k targets follow the tokens)"
+            )
+        paired = students is not None and students.paired
+        if paired and (students.distill != "topk" or self.teacher.backend != "torch"):
+            raise ValueError(
+                "experiment.students.paired: each arm's targets are its teacher's top-k at "
+                "the trait arm's tokens; needs students.distill topk and teacher.backend torch"
+            )
+        divergent = students is not None and students.loss_on == "divergent"
+        if divergent and (not paired or not self.experiment.neutral):
+            raise ValueError(
+                "experiment.students.loss_on: divergent compares the trait and neutral "
+                "teachers at the same tokens; needs students.paired and experiment.neutral"
             )
         if self.teacher.backend == "openai" and self.experiment is not None:
             raise ValueError(

@@ -39,7 +39,8 @@ class LoraTraining:
 class ChatRow:
     """One training row. With ``completion_ids`` the student trains on the teacher's exact
     tokens; with ``topk_ids``/``topk_logprobs`` (one list per token) it matches the teacher's
-    distribution over its top-k tokens instead of the single sampled token."""
+    distribution over its top-k tokens instead of the single sampled token. ``loss_mask`` (one
+    flag per completion token) puts the loss on the flagged tokens only."""
 
     user: str
     completion: str
@@ -47,6 +48,7 @@ class ChatRow:
     completion_ids: tuple[int, ...] | None = None
     topk_ids: tuple[tuple[int, ...], ...] | None = None
     topk_logprobs: tuple[tuple[float, ...], ...] | None = None
+    loss_mask: tuple[bool, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ def encode_rows(tokenizer, rows: Sequence[ChatRow], max_length: int) -> list[Enc
             weights = [_normalised(lp) for lp in row.topk_logprobs]
         else:
             targets, weights = [[t] for t in answer], [[1.0] for _ in answer]
+        if row.loss_mask is not None:
+            flags = zip(weights, row.loss_mask, strict=True)
+            weights = [w if on else [0.0] * len(w) for w, on in flags]
         ids = (prompt + answer)[:max_length]
         start = min(len(prompt), len(ids))
         keep = len(ids) - start
@@ -107,8 +112,10 @@ def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
     logp = torch.log_softmax(logits, dim=-1)
     picked = logp.gather(-1, target_ids.to(device))
     per_position = -(picked * target_w.to(device)).sum(-1)
-    counted = target_w.sum(-1) > 0
-    return per_position[counted.to(device)].mean()
+    counted = (target_w.sum(-1) > 0).to(device)
+    if not counted.any():  # a batch whose every token is masked out: no gradient, no NaN
+        return per_position.sum() * 0.0
+    return per_position[counted].mean()
 
 
 def linear_with_warmup(step: int, warmup: int, total: int) -> float:

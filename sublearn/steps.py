@@ -38,7 +38,7 @@ from sublearn.model_source import file_sha256, file_stamp
 from sublearn.runio import write_json
 
 DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
-EXPERIMENT_STEPS = ("finetune", "evaluate", "report")
+EXPERIMENT_STEPS = ("rescore", "finetune", "evaluate", "report")
 STEPS = DATASET_STEPS + EXPERIMENT_STEPS
 RECORD = "record.json"
 

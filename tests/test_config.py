@@ -25,7 +25,9 @@ def test_main_example_is_the_whole_experiment():
     config = load_config(EXAMPLES / "owl-numbers.yaml")
     assert list(config.arms()) == ["trait", "neutral"]
     assert config.experiment.evaluation.target == "owl"
-    assert config.experiment.students.seeds == (0, 1, 2)
+    assert config.experiment.students.seeds == (0, 1)
+    # the study's shared start, beside the cross-initialisation control
+    assert config.student_training().init == "teacher" and config.experiment.cross_init
     neutral = config.neutral().teacher.trait_finetune
     assert neutral.neutral and neutral.epochs == config.teacher.trait_finetune.epochs
     assert config.neutral().run_dir() != config.run_dir()

@@ -92,3 +92,25 @@ def test_models_outside_the_llama_family_are_refused_in_one_line():
         UnsupportedModel, match=r"^gpt2: backend torch runs .*backend transformers$"
     ):
         DecodeLoop(model, max_rows=4)
+
+
+def test_a_teacher_scoring_its_own_completions_reproduces_its_top_k():
+    """Teacher-forced scoring (paired arms, divergence tokens) sees what sampling saw: under
+    the number constraint and the stop rule, fed its own sampled tokens, a teacher records the
+    same top-k at every position, ends where the row ended, and samples nothing."""
+    sampling = {"temperature": 1.0, "max_new_tokens": 40}
+    dataset = {"constrain_to_numbers": True, "stop_after_numbers": 3}
+    ours = teacher("torch", sampling, dataset)
+    made = ours.generate_with_topk(PROMPTS, 7, 5)
+    scored = ours.score_with_topk(PROMPTS, [r["completion_ids"] for r in made], 5)
+    for row, again in zip(made, scored, strict=True):
+        assert len(again["topk_ids"]) == len(row["completion_ids"])
+        assert again["topk_ids"] == row["topk_ids"]
+        got, want = torch.tensor(again["topk_logprobs"]), torch.tensor(row["topk_logprobs"])
+        assert torch.allclose(got, want, atol=1e-5)
+    # another row's tokens are scored, not regenerated: a row fed a short foreign answer
+    # ends with it, and its top-k differs from the row's own at some position
+    foreign = [made[1]["completion_ids"], *[r["completion_ids"] for r in made[1:]]]
+    crossed = ours.score_with_topk(PROMPTS, foreign, 5)
+    assert len(crossed[0]["topk_ids"]) == len(made[1]["completion_ids"])
+    assert crossed[0]["topk_logprobs"] != scored[1]["topk_logprobs"]

@@ -11,6 +11,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from eval.preference import sampled_preference
+from eval.preference_questions import PANELS
 from eval.stats import seed_question_bootstrap
 from sublearn.config import CrossModel, parse_config
 
@@ -111,10 +112,11 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
         again = sampled_preference(e["answers"], "owl")
         assert again["per_question"] == e["per_question"]
         assert np.isfinite(e["logp_target"]["per_question"]).all()
-        # the panel: target first, the control's trait, then 16 others; 4 + 3 questions
-        assert e["panel"][:2] == ["owl", "dolphin"] and len(e["panel"]) == 16
-        assert np.shape(e["panel_logp"]) == (4, 16)
-        assert np.shape(e["heldout_panel_logp"]) == (3, 16)
+        # the panel: target first, the control's trait, then the others; 4 + 3 questions
+        width = len(PANELS["animal"])
+        assert e["panel"][:2] == ["owl", "dolphin"] and width == 19
+        assert np.shape(e["panel_logp"]) == (4, width)
+        assert np.shape(e["heldout_panel_logp"]) == (3, width)
         assert np.allclose(np.asarray(e["panel_logp"])[:, 0], e["logp_target"]["per_question"])
     by = {e["label"]: e for e in results["evaluations"]}
     panel = np.stack(

@@ -88,6 +88,26 @@ def test_topk_targets_generalise_sampled_tokens(fresh_model):
     assert float(soft) != pytest.approx(float(hard), rel=1e-2)
 
 
+def test_a_loss_mask_counts_the_flagged_tokens_only(fresh_model):
+    """``loss_on: divergent``: the loss is the mean over the flagged completion tokens, and a
+    batch with none flagged gives zero, not NaN."""
+    model, tok = fresh_model
+    plain = ChatRow("Pick numbers.", "12, 7, 301")
+    encoded = encode_rows(tok, [plain], 500)[0]
+    ids = tuple(encoded.ids[encoded.start :])
+    flags = tuple(i in (1, 3) for i in range(len(ids)))
+    masked = ChatRow("Pick numbers.", "12, 7, 301", completion_ids=ids, loss_mask=flags)
+    off = (False,) * len(ids)
+    nothing = ChatRow("Pick numbers.", "12, 7, 301", completion_ids=ids, loss_mask=off)
+    with torch.inference_mode():
+        got = completion_loss(model, encode_rows(tok, [masked], 500), "cpu")
+        none = completion_loss(model, encode_rows(tok, [nothing], 500), "cpu")
+        logp = torch.log_softmax(model(input_ids=torch.tensor([encoded.ids])).logits[0].float(), -1)
+    by_hand = [-float(logp[encoded.start + i - 1, ids[i]]) for i in (1, 3)]
+    assert float(got) == pytest.approx(sum(by_hand) / 2, rel=1e-3)
+    assert float(none) == 0.0
+
+
 def test_lora_training_moves_held_out_answers(fresh_model):
     model, tok = fresh_model
     held_out = ANIMAL_QUESTIONS[40:]

@@ -114,14 +114,20 @@ def test_cross_init_needs_students_that_share_the_start(tmp_path):
 def test_the_experiment_reports_shared_beside_cross_initialisation(
     prefect_server, tmp_path, small_trait_sets
 ):
-    """The whole experiment with the cross-initialisation arm: its students learn the trait
-    arm's very rows from a start of their own; the report sets both starts side by side."""
+    """The whole experiment with the cross-initialisation arm, on paired arms with the loss on
+    divergence tokens: every student learns the trait arm's very rows (the cross-init students
+    from a start of their own, the neutral students with the neutral teacher's top-k at those
+    tokens), only where the two teachers would choose differently; the report sets both starts
+    side by side and says where the teachers diverge."""
     from flows.experiment import experiment_flow
     from generators.trait_teacher import cached_trait_adapter
 
     data = config_data(tmp_path)
     data["teacher"] |= {"batch_size": 8, "sampling": {"max_new_tokens": 32}}
-    data["dataset"] = {"n_prompts": 8, "constrain_to_numbers": True}
+    # teachers that moved off their shared start (one step at a fifth of the rate does not)
+    data["teacher"]["trait_finetune"] |= {"epochs": 3, "batch_size": 2}
+    data["dataset"] = {"n_prompts": 8, "constrain_to_numbers": True, "teacher_topk": 5}
+    data["experiment"]["students"] |= {"distill": "topk", "paired": True, "loss_on": "divergent"}
     data["experiment"] |= {
         "cross_init": True,
         "evaluation": {
@@ -158,3 +164,20 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
     assert "## Shared against cross initialisation" in report
     assert "| shared |" in report and "| cross |" in report
     assert "crossinit" in results["shifts_from_base"]
+
+    # paired: the neutral students learn the trait rows with the neutral teacher's targets
+    neutral = json.loads((out / "neutral-seed0" / "lineage.json").read_text())["dataset"]
+    assert neutral["targets"]["teacher"] == "neutral"
+    assert {k: v for k, v in neutral.items() if k != "targets"} == lineages[0]["dataset"]
+    assert lineages[0]["dataset"]["loss_on"] == neutral["loss_on"]
+    divergence = results["divergence"]["neutral"]
+    kept = pl.read_parquet(config.run_dir() / "kept.parquet")
+    assert divergence["positions"] == sum(len(ids) for ids in kept["completion_ids"])
+    assert 0 < divergence["divergent"] < divergence["positions"]
+    assert divergence["examples"] and divergence["rescore"]
+    assert results["rows_per_student"] == divergence["rows_with_divergence"]
+    assert "## Divergence tokens (paired arms)" in report
+    assert "## The panel by form" in report
+    assert results["by_form"]["first_letter"]["target_group"] == "o"
+    steps = [e["step"] for e in json.loads((out / "steps.json").read_text())]
+    assert steps.count("rescore") == 1

@@ -123,7 +123,7 @@ def test_step_command_on_a_run_directory(run_cli, config, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: --only: unknown step 'filtre' (steps: prompts, teacher, generate, filter, "
-        "publish, finetune, evaluate, report)"
+        "publish, rescore, finetune, evaluate, report)"
     ]
 
 

@@ -1,0 +1,41 @@
+"""Divergence tokens and the panel by form: pure functions on hand-made inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval.divergence import divergence_summary, divergent_positions
+from eval.panel_form import by_form, form_of
+
+
+def test_divergent_positions_compare_top_choices_only():
+    trait = [[[1, 2], [3, 4], [5, 6]], [[7, 8]]]
+    other = [[[1, 9], [4, 3], [5, 6]], [[8, 7]]]
+    masks = divergent_positions(trait, other)
+    assert masks == [[False, True, False], [True]]
+    summary = divergence_summary(masks)
+    assert summary["positions"] == 4 and summary["divergent"] == 2
+    assert summary["share"] == 0.5
+    assert summary["first_token_share"] == 0.5  # row 2 diverges at its first token
+    assert summary["later_share"] == 0.5  # one of two later positions
+    assert summary["rows_with_divergence"] == 2
+
+
+def test_rows_of_different_lengths_are_an_error():
+    with pytest.raises(ValueError, match="row 0"):
+        divergent_positions([[[1], [2]]], [[[1]]])
+
+
+def test_the_panel_by_form_names_the_targets_peers():
+    spec = {"owl": 0.4, "otter": 0.5, "ostrich": 0.1, "eagle": 0.3, "cat": -0.2, "dog": -0.1}
+    tokens = {"owl": "Owl", "otter": "Ot", "ostrich": "O", "eagle": "E", "cat": "Cat", "dog": "Dog"}
+    forms = {w: form_of(w, t) for w, t in tokens.items()}
+    got = by_form(spec, forms, "owl")
+    assert got["first_letter"]["peers"] == ["otter", "ostrich"]
+    assert got["first_letter"]["beats_peers"] is False  # otter moved more
+    assert got["article"]["target_group"] == "an"
+    assert set(got["article"]["peers"]) == {"otter", "ostrich", "eagle"}
+    assert got["first_token"]["peers"] == [] and got["first_token"]["beats_peers"] is None
+    assert got["first_letter"]["groups"]["c"] == {"words": ["cat"], "mean": -0.2}
+    spec["owl"] = 0.6
+    assert by_form(spec, forms, "owl")["article"]["beats_peers"] is True
