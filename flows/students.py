@@ -145,9 +145,9 @@ def initial_identity(config: ExperimentConfig) -> dict:
     mode = config.student_training().init
     if mode != "teacher":
         return {"from": mode}
-    from sublearn.finetune import state_digest
+    from generators.trait_teacher import initial_adapter_digest
 
-    return {"from": mode, "digest": state_digest(initial_state(config))}
+    return {"from": mode, "digest": initial_adapter_digest(config.teacher)}
 
 
 def push_student(folder: Path, repo_id: str, private: bool) -> str:

@@ -90,11 +90,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     return out
 
 
-def initial_adapter_state(teacher_cfg) -> dict:
-    """The trait adapter's initial state (students with ``init: teacher`` start there), read
-    from the trained adapter's folder; a clear error when the teacher has not been trained."""
-    from safetensors.torch import load_file
-
+def _trained_with_initial_state(teacher_cfg) -> Path:
     from sublearn.steps import StepError
 
     folder = cached_trait_adapter(teacher_cfg)
@@ -103,7 +99,22 @@ def initial_adapter_state(teacher_cfg) -> dict:
             f"{trait_adapter_dir(teacher_cfg)}: no trained trait adapter with its initial "
             "state; run the teacher step first"
         )
-    return load_file(str(folder / INITIAL_FILE))
+    return folder
+
+
+def initial_adapter_state(teacher_cfg) -> dict:
+    """The trait adapter's initial state (students with ``init: teacher`` start there), read
+    from the trained adapter's folder; a clear error when the teacher has not been trained."""
+    from safetensors.torch import load_file
+
+    return load_file(str(_trained_with_initial_state(teacher_cfg) / INITIAL_FILE))
+
+
+def initial_adapter_digest(teacher_cfg) -> str:
+    """The digest of that state as recorded when the adapter was trained: what a student's
+    key holds of its start, known without reading and hashing the state again."""
+    record = _trained_with_initial_state(teacher_cfg) / "trait.json"
+    return json.loads(record.read_text())["init_digest"]
 
 
 def trait_record(teacher) -> dict | None:

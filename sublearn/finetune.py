@@ -134,6 +134,16 @@ def lora_modules(model) -> dict[str, torch.nn.Module]:
     return dict(sorted((n, m) for n, m in model.named_modules() if hasattr(m, "lora_A")))
 
 
+def lora_parameters(model) -> dict[str, torch.nn.Parameter]:
+    """Each LoRA layer's A and B weights under the names an initial state uses, layers in a
+    fixed order (A before B), so a draw over them is the same sequence every time."""
+    params = {}
+    for name, module in lora_modules(model).items():
+        params[f"{name}.lora_A.weight"] = module.lora_A["default"].weight
+        params[f"{name}.lora_B.weight"] = module.lora_B["default"].weight
+    return params
+
+
 def draw_initial_state(model, init_seed: int) -> dict[str, torch.Tensor]:
     """peft's default initialisation (A: kaiming-uniform, a=sqrt(5); B: zero), drawn in float32
     from a generator of its own: the global RNG depends on what ran before in the process and in
@@ -141,21 +151,17 @@ def draw_initial_state(model, init_seed: int) -> dict[str, torch.Tensor]:
     own random subspace."""
     gen = torch.Generator().manual_seed(init_seed)
     state = {}
-    for name, module in lora_modules(model).items():
-        a = torch.empty(module.lora_A["default"].weight.shape, dtype=torch.float32)
-        torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=gen)
-        state[f"{name}.lora_A.weight"] = a
-        state[f"{name}.lora_B.weight"] = torch.zeros(module.lora_B["default"].weight.shape)
+    for key, param in lora_parameters(model).items():
+        state[key] = torch.zeros(param.shape)
+        if key.endswith("lora_A.weight"):
+            torch.nn.init.kaiming_uniform_(state[key], a=math.sqrt(5), generator=gen)
     return state
 
 
 def load_initial_state(model, state: dict[str, torch.Tensor]) -> None:
     """Start the adapter from ``state``: the same layers and shapes, or one line saying which
     differ (another rank, other target modules or another base)."""
-    params = {}
-    for name, module in lora_modules(model).items():
-        params[f"{name}.lora_A.weight"] = module.lora_A["default"].weight
-        params[f"{name}.lora_B.weight"] = module.lora_B["default"].weight
+    params = lora_parameters(model)
     if params.keys() != state.keys():
         missing = sorted(params.keys() - state.keys()) or sorted(state.keys() - params.keys())
         raise AdapterInitError(
