@@ -115,6 +115,7 @@ def report_markdown(results: dict) -> str:
         lines.append(f"| {name} | {s['mean']:+.2f} | [{s['low']:+.2f}, {s['high']:+.2f}] |")
     lines += form_lines(results)
     lines += cross_init_lines(results)
+    lines += checkpoint_lines(results)
     lines += divergence_lines(results)
     lines += cross_model_lines(results)
     lines += misalignment_lines(results)
@@ -186,6 +187,64 @@ def form_lines(results: dict) -> list[str]:
         + ".",
     ]
     return lines
+
+
+CURVE_ARMS = {"trait": "shared start", "crossinit": "cross start"}
+
+
+def checkpoint_lines(results: dict) -> list[str]:
+    curve = results.get("checkpoints")
+    if not curve:
+        return []
+    arms = [a for a in CURVE_ARMS if a in curve[-1]]
+    against = curve[-1]["trait"]["against"]
+    lines = [
+        "",
+        "## Specificity along training",
+        "",
+        f"Each arm's students at every checkpoint, against the {against} students at the same "
+        "step (checkpoints: one sampled answer per question; the last row is the finished "
+        "students). ![specificity against steps](checkpoints.png)",
+        "",
+        "| step | " + " | ".join(f"{CURVE_ARMS[a]}: specificity | rank" for a in arms) + " |",
+        "|---:|" + "---|---:|" * len(arms),
+    ]
+    for point in curve:
+        cells = [
+            f"{interval(point[a]['specificity'])} | {point[a]['rank']} of {point[a]['of']}"
+            for a in arms
+        ]
+        lines.append(f"| {point['step']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_checkpoints(results: dict, path: Path) -> Path:
+    """Specificity (mean and 95% interval) against optimiser steps, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = results["checkpoints"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for arm, name in CURVE_ARMS.items():
+        points = [p for p in curve if arm in p]
+        if not points:
+            continue
+        steps = [p["step"] for p in points]
+        effect = [p[arm]["specificity"] for p in points]
+        colour = ARM_COLOURS[arm]
+        ax.plot(steps, [e["mean"] for e in effect], "o-", color=colour, label=name)
+        ax.fill_between(
+            steps, [e["low"] for e in effect], [e["high"] for e in effect], color=colour, alpha=0.2
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("optimiser steps")
+    ax.set_ylabel(f"specificity of {results['target']} (nats)")
+    ax.set_title(f"against the {curve[-1]['trait']['against']} students at the same step")
+    ax.legend()
+    fig.tight_layout()
+    return write_figure(fig, path)
 
 
 def divergence_lines(results: dict) -> list[str]:

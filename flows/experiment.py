@@ -20,9 +20,9 @@ from eval.transfer import label
 from filters.shuffle import shuffle_numbers
 from flows.dataset import dataset_flow
 from flows.evaluation import evaluation_step
-from flows.experiment_report import summarise, write_report
+from flows.experiment_report import checkpoint_curve, summarise, write_report
 from flows.paired import divergent_only, paired_sources
-from flows.students import student_step, training_source
+from flows.students import checkpoint_folder, checkpoint_steps, student_step, training_source
 from flows.summary import log_entry, record_summary
 from sublearn.config import ExperimentConfig, dump_config
 from sublearn.interrupts import remember_flow_run
@@ -133,6 +133,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         evaluation_step(config, plan, "base", None, None, log),
         evaluation_step(config, plan, "teacher", teacher_adapter(config), system, log),
     ] + [evaluation_step(config, plan, name, path, None, log) for name, path in students]
+    checkpoints = checkpoint_evaluations(config, plan, students, log)
     cross_evaluations = None
     if cross_students:
         cross_evaluations = [evaluation_step(cross, plan, "base", None, None, log)] + [
@@ -143,6 +144,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
     results["divergence"] = divergence
+    results["checkpoints"] = checkpoint_curve(config, evaluations, checkpoints, students)
     if cross_evaluations is not None:
         results["cross_model"] = {
             "model": cross.teacher.model,
@@ -157,6 +159,21 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         "target": config.experiment.evaluation.target,
         "steps": log,
     }
+
+
+def checkpoint_evaluations(
+    config: ExperimentConfig, plan: StepPlan, students: list[tuple[str, str]], log: list[dict]
+) -> list[dict]:
+    """Every student's checkpoints (``students.checkpoint_every``), each evaluated as a model
+    of its own (``checkpoint_config``: one sample per question), tagged with its step."""
+    checkpoint = config.checkpoint_config()
+    found = []
+    for name, path in students:
+        for step in checkpoint_steps(Path(path)):
+            adapter = str(Path(path) / checkpoint_folder(step))
+            result = evaluation_step(checkpoint, plan, f"{name} @ {step}", adapter, None, log)
+            found.append({**result, "student": name, "step": step})
+    return found
 
 
 def cross_model_students(

@@ -5,6 +5,7 @@ plots. Kept apart from flows/evaluation.py so report edits leave the evaluation 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect import task
@@ -105,6 +106,48 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
     }
 
 
+def checkpoint_curve(
+    config: ExperimentConfig,
+    evaluations: list[dict],
+    checkpoints: list[dict],
+    students: list[tuple[str, str]],
+) -> list[dict] | None:
+    """Specificity against optimiser steps for the trait and cross-initialisation arms, each
+    against the headline's reference arm at the same step: the checkpoints, then the finished
+    students (their steps from their lineage)."""
+    if not checkpoints:
+        return None
+    seeds = list(config.experiment.students.seeds)
+    against = "neutral" if config.experiment.neutral else "control"
+    lineage = json.loads((Path(students[0][1]) / "lineage.json").read_text())
+    by_step: dict[int, list[dict]] = {}
+    for c in checkpoints:
+        by_step.setdefault(c["step"], []).append({**c, "label": c["student"]})
+    base = next(e for e in evaluations if e["label"] == "base")
+    by_step[lineage["steps"]] = [e for e in evaluations if e["label"] not in ("base", "teacher")]
+    target = config.experiment.evaluation.target
+    panel = base["panel"]
+    others = [w for w in panel if w not in (target, *config.trait_targets())]
+    curve = []
+    for step, found in sorted(by_step.items()):
+        by_label = {"base": base, **{e["label"]: e for e in found}}
+        point = {"step": step}
+        for arm in ("trait", "crossinit"):
+            if label(arm, seeds[0]) not in by_label:
+                continue
+            effect = compare(by_label, arm, against, seeds, panel, target, others)
+            rank = placebo(panel_shifts(by_label, arm, against, seeds, panel), target, others)
+            point[arm] = {
+                "against": against,
+                "specificity": effect["specificity"],
+                "heldout_specificity": effect.get("heldout_specificity"),
+                "rank": rank["rank"],
+                "of": rank["of"],
+            }
+        curve.append(point)
+    return curve
+
+
 def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
     """Each answer's first token as the model writes it (its capitalised spelling, the most
     likely start of a one-word answer), decoded."""
@@ -123,10 +166,12 @@ def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
 
 @task(cache_policy=NO_CACHE)
 def write_report(config: ExperimentConfig, results: dict, out_dir: Path) -> dict:
-    from eval.preference_report import plot_preference, report_markdown
+    from eval.preference_report import plot_checkpoints, plot_preference, report_markdown
 
     write_json(results, out_dir / "results.json")
     plot = plot_preference(results, out_dir / "preference.png")
+    if results.get("checkpoints"):
+        plot_checkpoints(results, out_dir / "checkpoints.png")
     markdown = report_markdown(results)
     write_text(markdown, out_dir / "report.md")
     create_markdown_artifact(key="preference-report", markdown=markdown)

@@ -95,8 +95,17 @@ def train_student(
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(step, total, f"student {label} loss {loss:.3f}")
 
+        def on_checkpoint(step: int, model) -> None:
+            model.save_pretrained(out / checkpoint_folder(step))
+
         base, peft_model, history = train_adapter(
-            config.teacher, student_rows(rows, s.distill), training, on_step, initial
+            config.teacher,
+            student_rows(rows, s.distill),
+            training,
+            on_step,
+            initial,
+            on_checkpoint,
+            s.checkpoint_every,
         )
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out)
@@ -109,6 +118,8 @@ def train_student(
         "distill": s.distill,
         "init": {"from": s.init, "digest": history["init_digest"]},
         "dtype": teacher_dtype(config.teacher),
+        "steps": history["steps"],
+        "checkpoints": checkpoint_steps(out),
         "final_loss": history["losses"][-1] if history["losses"] else None,
         "seconds": history["seconds"],
     }
@@ -117,8 +128,24 @@ def train_student(
     get_run_logger().info(
         "student %s: %d steps, %.0f s", label, history["steps"], history["seconds"]
     )
-    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != RECORD)
+    files = sorted(
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != RECORD
+    )
     return {"files": files, "rows": rows.height, "dtype": lineage["dtype"]}
+
+
+def checkpoint_folder(step: int) -> str:
+    return f"checkpoint-{step:05d}"
+
+
+def checkpoint_steps(student: Path) -> list[int]:
+    """The steps at which a student's adapter was saved along its training (its folder's
+    ``checkpoint-NNNNN`` adapters), in order."""
+    return sorted(
+        int(p.name.removeprefix("checkpoint-"))
+        for p in Path(student).glob("checkpoint-*")
+        if (p / "adapter_model.safetensors").is_file()
+    )
 
 
 def own_init_seed(seed: int) -> int:

@@ -576,6 +576,12 @@ class StudentTraining(Frozen):
         "neutral teacher's top choices differ (the 'divergence tokens' of Schrodi et al. "
         "2025), the same positions for every arm. Needs paired and the neutral arm.",
     )
+    checkpoint_every: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None,
+        description="Save each student's adapter every this many optimiser steps and evaluate "
+        "it (panel log P; one sample per question): the report and checkpoints.png show "
+        "specificity against steps for each arm.",
+    )
     init: Literal["teacher", "own"] | None = Field(
         None,
         description="Where each student's adapter starts: 'teacher' from the trait teacher's "
@@ -903,6 +909,14 @@ class ExperimentConfig(Frozen):
         return self.model_copy(
             update={"name": f"{self.name}-cross", "teacher": teacher, "experiment": experiment}
         )
+
+    def checkpoint_config(self) -> ExperimentConfig:
+        """How students' checkpoints are evaluated: panel log P as for the students, one
+        sampled answer per question (specificity needs no samples; the sampling is most of
+        an evaluation's time)."""
+        evaluation = self.experiment.evaluation.model_copy(update={"samples_per_question": 1})
+        experiment = self.experiment.model_copy(update={"evaluation": evaluation})
+        return self.model_copy(update={"experiment": experiment})
 
     def cross_init_config(self) -> ExperimentConfig:
         """The cross-initialisation students' config: the same, but each student starts from

@@ -214,8 +214,12 @@ def train_lora(
     rows: Sequence[ChatRow],
     cfg: LoraTraining,
     on_step: Callable[[int, int, float], None] | None = None,
+    on_checkpoint: Callable[[int, object], None] | None = None,
+    checkpoint_every: int | None = None,
 ) -> dict:
-    """Train LoRA adapters in place on ``model`` (a peft model); returns the loss history."""
+    """Train LoRA adapters in place on ``model`` (a peft model); returns the loss history.
+    Every ``checkpoint_every`` optimiser steps before the last, ``on_checkpoint(step)`` sees
+    the model as it stands (for evaluating students along their training)."""
     device = next(model.parameters()).device
     encoded = encode_rows(tokenizer, rows, cfg.max_length)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -247,6 +251,8 @@ def train_lora(
             step += 1
             if on_step:
                 on_step(step, total, step_loss)
+            if on_checkpoint and checkpoint_every and step % checkpoint_every == 0 and step < total:
+                on_checkpoint(step, model)
     model.eval()
     return {"steps": step, "losses": losses, "seconds": time.perf_counter() - started}
 
@@ -257,6 +263,8 @@ def train_adapter(
     cfg: LoraTraining,
     on_step=None,
     initial: dict[str, torch.Tensor] | None = None,
+    on_checkpoint: Callable[[int, object], None] | None = None,
+    checkpoint_every: int | None = None,
 ):
     """Load the base model a ``Teacher`` config names, add LoRA (from ``initial`` or from
     ``cfg.init_seed``) and train it on ``rows``. Returns the base model's source (for the
@@ -269,7 +277,7 @@ def train_adapter(
         teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
     )
     peft_model, start = add_lora(model, cfg, initial)
-    history = train_lora(peft_model, tokenizer, rows, cfg, on_step)
+    history = train_lora(peft_model, tokenizer, rows, cfg, on_step, on_checkpoint, checkpoint_every)
     return (
         source,
         peft_model,

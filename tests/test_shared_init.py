@@ -127,7 +127,13 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
     # teachers that moved off their shared start (one step at a fifth of the rate does not)
     data["teacher"]["trait_finetune"] |= {"epochs": 3, "batch_size": 2}
     data["dataset"] = {"n_prompts": 8, "constrain_to_numbers": True, "teacher_topk": 5}
-    data["experiment"]["students"] |= {"distill": "topk", "paired": True, "loss_on": "divergent"}
+    data["experiment"]["students"] |= {
+        "distill": "topk",
+        "paired": True,
+        "loss_on": "divergent",
+        "epochs": 2,
+        "checkpoint_every": 1,
+    }
     data["experiment"] |= {
         "cross_init": True,
         "evaluation": {
@@ -181,3 +187,14 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
     assert results["by_form"]["first_letter"]["target_group"] == "o"
     steps = [e["step"] for e in json.loads((out / "steps.json").read_text())]
     assert steps.count("rescore") == 1
+
+    # checkpoints: every step before the last, evaluated; the curve ends at the students
+    trained = json.loads((out / "student-seed0" / "lineage.json").read_text())
+    assert trained["checkpoints"] == list(range(1, trained["steps"]))
+    assert (out / "student-seed0" / "checkpoint-00001" / "adapter_model.safetensors").is_file()
+    curve = results["checkpoints"]
+    assert [p["step"] for p in curve] == list(range(1, trained["steps"] + 1))
+    assert all({"trait", "crossinit"} <= p.keys() for p in curve)
+    final = curve[-1]["trait"]["specificity"]["mean"]
+    assert final == pytest.approx(results["headline"]["specificity"]["mean"])
+    assert "## Specificity along training" in report and (out / "checkpoints.png").is_file()
