@@ -116,6 +116,7 @@ def report_markdown(results: dict) -> str:
     lines += form_lines(results)
     lines += cross_init_lines(results)
     lines += checkpoint_lines(results)
+    lines += crossover_lines(results)
     lines += divergence_lines(results)
     lines += cross_model_lines(results)
     lines += misalignment_lines(results)
@@ -245,6 +246,34 @@ def plot_checkpoints(results: dict, path: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     return write_figure(fig, path)
+
+
+def crossover_lines(results: dict) -> list[str]:
+    crossed = results.get("crossover")
+    if not crossed:
+        return []
+    targets = crossed["targets"]
+    answers = list(targets.values())
+    lines = [
+        "",
+        "## Crossover: two traits, two targets",
+        "",
+        f"Each arm's students' specificity for each target against the {crossed['against']} "
+        f"{'model' if crossed['against'] == 'base' else 'students'} (placebo rank among the "
+        "panel). Transfer of both traits: each arm's own target above zero and first, the "
+        "other's not.",
+        "",
+        "| students | " + " | ".join(answers) + " |",
+        "|---|" + "---|" * len(answers),
+    ]
+    for arm, own in targets.items():
+        cells = crossed["cells"][arm]
+        row = [
+            f"{interval(cells[a]['specificity'])}, rank {cells[a]['rank']} of {cells[a]['of']}"
+            for a in answers
+        ]
+        lines.append(f"| {arm} ({own} teacher) | " + " | ".join(row) + " |")
+    return lines
 
 
 def divergence_lines(results: dict) -> list[str]:

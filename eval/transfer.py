@@ -125,3 +125,22 @@ def verdict(effect: dict, rank: dict) -> str:
     if effect["high"] < 0:
         return "no transfer: the target moved less than the other answers did"
     return "no evidence of transfer: the target moved no more than the other answers did"
+
+
+def crossover(by_label: dict, seeds, panel, targets: dict[str, str], against: str, others) -> dict:
+    """The 2x2 of two trait arms and their two targets: each arm's students' specificity for
+    each target, against the same reference students. Transfer of both traits shows as a
+    double dissociation: each arm's own target specific (diagonal above zero, placebo rank 1),
+    the other's not."""
+    cells: dict[str, dict] = {}
+    for arm in targets:
+        shifts = panel_shifts(by_label, arm, against, seeds, panel)
+        for answer in targets.values():
+            effect = compare(by_label, arm, against, seeds, panel, answer, others)
+            rank = placebo(shifts, answer, others)
+            cells.setdefault(arm, {})[answer] = {
+                "specificity": effect["specificity"],
+                "rank": rank["rank"],
+                "of": rank["of"],
+            }
+    return {"against": against, "targets": targets, "cells": cells}

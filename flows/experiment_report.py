@@ -16,6 +16,7 @@ from eval.panel_form import by_form, form_of
 from eval.transfer import (
     ARMS,
     compare,
+    crossover,
     label,
     panel_shifts,
     placebo,
@@ -56,6 +57,11 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "placebo": cross_rank,
             "verdict": verdict(cross["specificity"], cross_rank),
         }
+    crossed = None
+    if "control" in arms:
+        reference = "neutral" if "neutral" in arms else "base"
+        arm_targets = {"trait": target, "control": control_target(config)}
+        crossed = crossover(by_label, seeds, panel, arm_targets, reference, others)
     table = [
         {
             "model": e["label"],
@@ -92,6 +98,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "verdict": verdict(headline["specificity"], rank),
         },
         "cross_init": cross_init,
+        "crossover": crossed,
         "by_form": {"forms": forms, **by_form(rank["specificity"], forms, target)},
         "panel_shifts": {"against": headline["against"], "shifts": shifts},
         "shifts_from_base": shifts_from_base(by_label, arms, seeds, panel.index(target)),
@@ -104,6 +111,11 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
         "dtype": teacher_dtype(config.teacher),
         "cpu": cpu_description(),
     }
+
+
+def control_target(config: ExperimentConfig) -> str:
+    control = config.experiment.control
+    return (control.trait_finetune or control.trait).target
 
 
 def checkpoint_curve(

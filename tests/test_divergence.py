@@ -39,3 +39,35 @@ def test_the_panel_by_form_names_the_targets_peers():
     assert got["first_letter"]["groups"]["c"] == {"words": ["cat"], "mean": -0.2}
     spec["owl"] = 0.6
     assert by_form(spec, forms, "owl")["article"]["beats_peers"] is True
+
+
+def test_the_crossover_shows_a_double_dissociation_where_there_is_one():
+    """Synthetic students: owl students raise owl, dolphin students raise dolphin; the 2x2
+    has both diagonals specific (rank 1), the off-diagonals near zero."""
+    import numpy as np
+
+    from eval.transfer import crossover, label
+
+    panel = ["owl", "dolphin", "cat", "dog", "eagle", "fox"]
+    rng = np.random.default_rng(0)
+
+    def model(raise_: str | None) -> dict:
+        logp = rng.normal(-8, 0.05, size=(6, len(panel)))
+        if raise_:
+            logp[:, panel.index(raise_)] += 1.0
+        return {"panel_logp": logp.tolist(), "per_question": [0.0] * 6}
+
+    by_label = {"base": model(None)}
+    for seed in (0, 1):
+        by_label[label("trait", seed)] = model("owl")
+        by_label[label("control", seed)] = model("dolphin")
+        by_label[label("neutral", seed)] = model(None)
+    others = ["cat", "dog", "eagle", "fox"]
+    got = crossover(
+        by_label, [0, 1], panel, {"trait": "owl", "control": "dolphin"}, "neutral", others
+    )
+    cells = got["cells"]
+    for arm, own, other in (("trait", "owl", "dolphin"), ("control", "dolphin", "owl")):
+        assert cells[arm][own]["specificity"]["low"] > 0.8 and cells[arm][own]["rank"] == 1
+        off = cells[arm][other]
+        assert abs(off["specificity"]["mean"]) < 0.1 and off["of"] == 5
