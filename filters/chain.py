@@ -39,6 +39,9 @@ class ChainResult:
     stats: dict
 
 
+VERDICT_COLUMNS = ("reject_reason", "reject_filter")
+
+
 def chain_params(filters: Sequence[RowFilter]) -> list[dict]:
     """The chain as it decides verdicts: each filter's name and parameters, in order."""
     return [{"filter": f.name, "params": f.params()} for f in filters]
@@ -49,6 +52,8 @@ def run_chain(frame: pl.DataFrame, filters: Sequence[RowFilter]) -> ChainResult:
         raise DataError("input has no 'completion' column")
     if frame.schema["completion"] != pl.String:
         raise DataError(f"column 'completion' must hold text, not {frame.schema['completion']}")
+    # an earlier chain's verdict (refiltering a rejected.parquet) is not this chain's
+    frame = frame.drop(VERDICT_COLUMNS, strict=False)
     rejected: list[pl.DataFrame] = []
     per_filter: list[dict] = []
     current = frame

@@ -264,3 +264,16 @@ def test_filter_command_takes_a_config(tmp_path):
         app, ["filter", "cot", str(source), "--out", str(tmp_path / "p"), "--config", str(config)]
     )
     assert other.exit_code == 2 and "dataset.kind is 'code', not 'cot'" in other.output
+
+
+def test_refiltering_rejected_rows_drops_their_old_verdict():
+    """A rejected.parquet refiltered with looser settings: the rows now kept carry no
+    ``reject_filter`` of the earlier chain, the rows still rejected carry this chain's."""
+    completions = ["1, 2, 3, 4, 5", "1, 2", "1, 2, 3, 4, 5, 6, 7"]
+    strict = run_chain(pl.DataFrame({"completion": completions}), [NumbersFormat(NumbersRule(3))])
+    assert strict.rejected.height == 2
+    looser = run_chain(strict.rejected, [NumbersFormat(NumbersRule(5))])
+    assert looser.kept["completion"].to_list() == ["1, 2, 3, 4, 5"]
+    assert "reject_filter" not in looser.kept.columns
+    assert "reject_reason" not in looser.kept.columns
+    assert looser.rejected["reject_filter"].to_list() == ["numbers"]
