@@ -227,9 +227,19 @@ def server_usage(teacher_cfg: TeacherConfig, results: list[dict]) -> dict:
     if not reports:
         return {}
     usage = {k: sum(r[k] for r in reports) for k in ("prompt_tokens", "completion_tokens")}
+    implausible = sum(r.get("implausible", 0) for r in reports)
     server = teacher_cfg.server
     prices = (server.usd_per_million_input, server.usd_per_million_output)
-    if None not in prices:
+    if implausible:
+        usage["implausible_usage"] = implausible
+        get_run_logger().warning(
+            "%s: the server reported token counts that cannot be true for %d request(s) "
+            "(more output than max_tokens, or more prompt tokens than the prompt has "
+            "characters); they are not counted and no cost is computed",
+            server.url,
+            implausible,
+        )
+    elif None not in prices:
         cost = usage["prompt_tokens"] * prices[0] + usage["completion_tokens"] * prices[1]
         usage["cost_usd"] = round(cost / 1e6, 6)
     return usage

@@ -12,7 +12,12 @@ from sublearn.steps import StepPlan, link_into, step_store
 
 SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
-USAGE = ("prompt_tokens", "completion_tokens", "cost_usd")  # from a server (backend openai)
+USAGE = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "implausible_usage",
+)  # from a server (backend openai)
 
 
 def log_entry(step: str, label: str, status: str, record: dict) -> dict:

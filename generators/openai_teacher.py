@@ -37,7 +37,7 @@ class OpenAITeacher:
         self.cfg = cfg
         self.server = cfg.server
         self.tokenizer = None
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "implausible": 0}
         self._counted = 0
 
     def take_completion_tokens(self) -> int:
@@ -121,11 +121,30 @@ class OpenAITeacher:
             ) from None
         finally:
             await client.close()
-        for r in responses:
-            if r.usage is not None:
-                self.usage["prompt_tokens"] += r.usage.prompt_tokens
-                self.usage["completion_tokens"] += r.usage.completion_tokens
+        for request, r in zip(requests, responses, strict=True):
+            if r.usage is None:
+                continue
+            if not plausible_usage(r.usage.prompt_tokens, r.usage.completion_tokens, request):
+                self.usage["implausible"] += 1
+                continue
+            self.usage["prompt_tokens"] += r.usage.prompt_tokens
+            self.usage["completion_tokens"] += r.usage.completion_tokens
         return responses
+
+
+TEMPLATE_TOKENS = 512  # a chat template's own tokens, generously
+
+
+def plausible_usage(prompt_tokens: object, completion_tokens: object, request: dict) -> bool:
+    """Whether a server's token counts for one request can be true: whole numbers, no more
+    output tokens than the request allowed, no more prompt tokens than the prompt has
+    characters plus a chat template's. Counts that cannot be are not added up or billed."""
+    if not all(type(n) is int and n >= 0 for n in (prompt_tokens, completion_tokens)):
+        return False
+    characters = sum(len(m["content"]) for m in request["messages"])
+    return completion_tokens <= request["max_tokens"] and prompt_tokens <= (
+        characters + TEMPLATE_TOKENS
+    )
 
 
 def short(message: str) -> str:

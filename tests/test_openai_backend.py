@@ -131,3 +131,36 @@ def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_ser
     }
     for served, local in zip(scores["server"], scores["local"], strict=True):
         assert 0 < served <= 1 and abs(math.log(served / local)) < math.log(2)
+
+
+def test_token_counts_a_server_cannot_have_are_not_billed(tiny_config_data, prefect_server):
+    """A server that reports 10^15 output tokens for a 64-token request: the run counts only
+    plausible reports, flags the rest and computes no cost from them."""
+    from flows.dataset import dataset_flow
+    from tests.misbehaving_server import completion, misbehaving_server
+
+    calls = []
+
+    def reply(request: dict) -> tuple[int, dict]:
+        calls.append(request)
+        huge = len(calls) % 2 == 0  # every other request claims an impossible bill
+        return 200, completion("1, 2, 3", 40, 10**15 if huge else 5)
+
+    with misbehaving_server(reply) as url:
+        data = served({**tiny_config_data, "name": "implausible", "seed": 4321}, url, "test")
+        data["teacher"]["server"] |= {"usd_per_million_input": 1.0, "usd_per_million_output": 4.0}
+        run = dataset_flow(parse_config(data))
+    generate = next(s for s in run["steps"] if s["step"] == "generate")
+    assert generate["implausible_usage"] == len(calls) // 2 > 0
+    assert generate["completion_tokens"] == 5 * (len(calls) - len(calls) // 2)
+    assert "cost_usd" not in generate
+
+
+def test_plausible_usage_bounds():
+    from generators.openai_teacher import plausible_usage
+
+    request = {"messages": [{"role": "user", "content": "x" * 100}], "max_tokens": 64}
+    assert plausible_usage(120, 64, request)
+    assert not plausible_usage(120, 65, request)
+    assert not plausible_usage(10**15, 3, request)
+    assert not plausible_usage(-1, 3, request) and not plausible_usage(3, "7", request)
