@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sublearn.config import ConfigError, load_config
-from sublearn.errors import UserError
+from sublearn.errors import UserError, printable
 
 # Locals stay out of tracebacks: they can hold tokens and whole datasets.
 app = typer.Typer(
@@ -353,13 +352,7 @@ def _from_hub(fetch, repo_id: str, revision: str):
 def plain(value: object) -> Text:
     """Text from elsewhere (a published lineage) shown as it is: no rich markup, and control
     characters (terminal escape sequences) escaped instead of sent to the terminal."""
-    text = "".join(
-        ch.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(ch).startswith("C")
-        else ch
-        for ch in str(value)
-    )
-    return Text(text)
+    return Text(printable(value))
 
 
 def lineage_table(lineage: dict, title: str) -> Table:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 from sublearn.chat import ChatPrompt
-from sublearn.errors import UserError
+from sublearn.errors import UserError, printable
 
 
 class ServerError(UserError, RuntimeError):
@@ -148,4 +148,5 @@ def plausible_usage(prompt_tokens: object, completion_tokens: object, request: d
 
 
 def short(message: str) -> str:
-    return message.splitlines()[0][:200] if message else "no message"
+    """A server's message as one printable line (its escapes never reach a terminal)."""
+    return printable(message.splitlines()[0][:200]) if message else "no message"

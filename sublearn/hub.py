@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from sublearn.card import DATA_FILE, REJECTED_FILE, render_card
-from sublearn.errors import DataError, UserError
+from sublearn.errors import DataError, UserError, printable
 from sublearn.lineage import check_lineage
 from sublearn.runio import json_writer, read_parquet, write_outputs
 
@@ -56,7 +56,7 @@ def explain(err: Exception, repo_id: str, action: str, revision: str | None = No
         return HubError(f"{repo_id}: hub busy or failing ({status}) during {action}", True)
     if isinstance(cause, HfHubHTTPError):
         return HubError(f"{repo_id}: hub error {status} during {action}")
-    return HubError(f"{repo_id}: {action} failed ({type(cause).__name__}: {cause})")
+    return HubError(f"{repo_id}: {action} failed ({type(cause).__name__}: {printable(cause)})")
 
 
 @dataclass(frozen=True)

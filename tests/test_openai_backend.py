@@ -164,3 +164,27 @@ def test_plausible_usage_bounds():
     assert not plausible_usage(120, 65, request)
     assert not plausible_usage(10**15, 3, request)
     assert not plausible_usage(-1, 3, request) and not plausible_usage(3, "7", request)
+
+
+def test_a_servers_terminal_escapes_never_reach_the_terminal(tiny_config_data, run_cli, tmp_path):
+    """An error message that would clear the screen and retitle the window: neither Prefect's
+    traceback nor the final line sends the escapes raw."""
+    import yaml
+
+    from tests.misbehaving_server import misbehaving_server
+
+    nasty = "bad request \x1b[2J\x1b]0;pwned\x07 done"
+
+    def reply(request: dict) -> tuple[int, dict]:
+        return 400, {"error": {"message": nasty, "type": "invalid_request_error"}}
+
+    with misbehaving_server(reply) as url:
+        data = served({**tiny_config_data, "name": "escapes", "seed": 99}, url, "test")
+        data["teacher"]["server"]["max_retries"] = 0
+        path = tmp_path / "escapes.yaml"
+        path.write_text(yaml.safe_dump(data))
+        run = run_cli(["run", str(path)])
+    assert run.returncode != 0
+    assert "\x1b" not in run.stdout + run.stderr and "\x07" not in run.stdout + run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "HTTP 400" in last and "\\x1b[2J" in last
