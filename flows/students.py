@@ -178,17 +178,27 @@ def initial_identity(config: ExperimentConfig) -> dict:
 
 
 def push_student(folder: Path, repo_id: str, private: bool) -> str:
-    """The adapter, its card and lineage as one commit to a model repo."""
-    from huggingface_hub import HfApi
+    """The adapter, its card and lineage as one commit to a model repo; the lineage and card
+    without local paths (``public_lineage``)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     from sublearn.hub import explain
+    from sublearn.lineage import public_lineage
 
+    lineage = public_lineage(json.loads((folder / "lineage.json").read_text()))
+    public = {
+        "lineage.json": json.dumps(lineage, indent=2).encode(),
+        "README.md": student_card(lineage).encode(),
+    }
+    ops = [
+        CommitOperationAdd(name, public.get(name) or (folder / name).read_bytes())
+        for name in sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        if name != RECORD
+    ]
     api = HfApi()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), commit_message="sublearn: student adapter"
-        )
+        api.create_commit(repo_id, operations=ops, commit_message="sublearn: student adapter")
     except Exception as err:
         raise explain(err, repo_id, "push a student to") from None
     return repo_id

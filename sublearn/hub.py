@@ -16,7 +16,7 @@ import polars as pl
 
 from sublearn.card import DATA_FILE, REJECTED_FILE, render_card
 from sublearn.errors import DataError, UserError, printable
-from sublearn.lineage import check_lineage
+from sublearn.lineage import check_lineage, public_lineage, without_local_paths
 from sublearn.runio import json_writer, read_parquet, write_outputs
 
 LINEAGE_FILE = "lineage.json"
@@ -118,7 +118,7 @@ def publish_run(
     lineage_path = run_dir / LINEAGE_FILE
     if not lineage_path.is_file():
         raise HubError(f"{run_dir}: no {LINEAGE_FILE}; is this a finished sublearn run?")
-    lineage = json.loads(lineage_path.read_text())
+    lineage = public_lineage(json.loads(lineage_path.read_text()))
     kept = read_parquet(run_dir / "kept.parquet", ("prompt", "completion"))
     if kept.height == 0:
         raise HubError(f"{run_dir}: no rows passed the filter; nothing to publish")
@@ -148,7 +148,7 @@ def publish_run(
         ops = [
             CommitOperationAdd(DATA_FILE, _parquet_bytes(kept)),
             CommitOperationAdd("README.md", str(card).encode()),
-            CommitOperationAdd(LINEAGE_FILE, lineage_path.read_bytes()),
+            CommitOperationAdd(LINEAGE_FILE, json.dumps(lineage, indent=2).encode()),
             CommitOperationAdd(CONFIG_FILE, portable_config(run_dir / CONFIG_FILE)),
         ]
         if include_rejected:
@@ -169,21 +169,24 @@ def publish_run(
 
 
 def portable_config(path: Path) -> bytes:
-    """The run's config as published: ``output_dir`` relative (to the working folder when it
-    lies inside it, else its last part), so no local path such as a home folder is shared."""
-    import os
-
+    """The run's config as published: every path in it (``output_dir``, an adapter or model
+    folder, a prompt set) relative, to the working folder when it lies inside it, else its
+    last part, so no local path such as a home folder is shared."""
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    out = Path(data.get("output_dir") or "runs")
-    if out.is_absolute():
-        try:
-            out = out.relative_to(Path.cwd())
-        except ValueError:
-            out = Path(out.name)
-    data["output_dir"] = os.fspath(out)
+    data = without_local_paths(data, _relative)
     return yaml.safe_dump(data, sort_keys=False).encode()
+
+
+def _relative(path: str) -> str:
+    import os
+
+    local = Path(path).expanduser()
+    try:
+        return os.fspath(local.relative_to(Path.cwd()))
+    except ValueError:
+        return local.name
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:

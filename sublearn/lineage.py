@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sublearn import __version__
@@ -79,6 +80,36 @@ def dataset_lineage(
         "config": config.content_dict(),
         "reproduce": f"sublearn run {config_path or 'config.yaml'}",
     }
+
+
+LOCAL = "local:"
+
+
+def public_lineage(lineage: object) -> object:
+    """A lineage as it may leave this machine: every local path (a trait adapter under the
+    user's cache, a model or prompt-set folder, a run directory) replaced by ``local:<its last
+    part>``. Identity stays with the digests recorded beside those paths (``adapter_revision``,
+    ``sha256``), so two machines publishing the same run publish the same lineage."""
+    out = without_local_paths(lineage, lambda path: LOCAL + Path(path).name)
+    if isinstance(out, dict) and isinstance(out.get("reproduce"), str):
+        command, _, path = out["reproduce"].rpartition(" ")
+        out["reproduce"] = f"{command} {Path(path).name}"
+    return out
+
+
+def without_local_paths(data: object, rename: Callable[[str], str]) -> object:
+    """``data`` (JSON-like) with every string that is a local absolute path renamed."""
+    if isinstance(data, dict):
+        return {k: without_local_paths(v, rename) for k, v in data.items()}
+    if isinstance(data, list):
+        return [without_local_paths(v, rename) for v in data]
+    if isinstance(data, str) and _local_path(data):
+        return rename(data)
+    return data
+
+
+def _local_path(text: str) -> bool:
+    return "\n" not in text and (text.startswith("~") or Path(text).is_absolute())
 
 
 # What a reader of a published lineage relies on (the CLI's lineage table, students' sources).

@@ -278,3 +278,48 @@ def test_lineage_text_is_shown_as_plain_text(good_files, run_cli):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[/oops] [bold]x\\x1b[31mred\\x07" in proc.stdout.replace("\n", "").replace("│", "")
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+
+
+def test_the_same_run_published_from_two_folders_publishes_the_same_lineage(
+    prefect_server, tiny_config_data, tmp_path
+):
+    """A run with a local adapter folder, made and published from two different folders:
+    every published file names no local path, and the two lineages are the same but for when
+    and by which flow run they were made (identity by digest, not by where)."""
+    from huggingface_hub import hf_hub_download
+
+    from flows.dataset import dataset_flow
+    from generators.backends import load_teacher
+    from sublearn.finetune import LoraTraining, add_lora
+
+    base = load_teacher(parse_config({"name": "a", "teacher": {"dtype": "float32"}}).teacher)
+    adapter, _ = add_lora(base.model, LoraTraining(rank=2, alpha=2, init_seed=5))
+    published = {}
+    for where in ("alice-home", "bob-home"):
+        folder = tmp_path / where
+        adapter.save_pretrained(folder / "my-adapter")
+        data = {
+            **tiny_config_data,
+            "name": "portable",
+            "seed": 11,
+            "teacher": {**tiny_config_data["teacher"], "adapter": str(folder / "my-adapter")},
+            "output_dir": str(folder / "runs"),
+            "publish": {"repo_id": f"alice/portable-{where}"},
+        }
+        result = dataset_flow(parse_config(data))
+        tag = result["published"]["tag"]
+        files = {}
+        for name in ("lineage.json", "README.md", "config.yaml"):
+            path = hf_hub_download(
+                data["publish"]["repo_id"], name, repo_type="dataset", revision=tag
+            )
+            files[name] = Path(path).read_text()
+            assert str(tmp_path) not in files[name] and str(Path.home()) not in files[name]
+        published[where] = json.loads(files["lineage.json"])
+    # when and by which flow run; the config's hash (and the tag from it) covers the config as
+    # written, adapter path included: it names the local run, and reveals no path itself
+    made = ("created_at", "prefect_flow_run_id", "config_hash")
+    a, b = ({k: v for k, v in p.items() if k not in made} for p in published.values())
+    assert a == b
+    assert a["teacher"]["adapter"] == "local:my-adapter"
+    assert a["teacher"]["adapter_revision"].startswith("sha256:")
