@@ -342,9 +342,15 @@ def _split_revision(repo: str, revision: str | None) -> tuple[str, str]:
 
 
 def _from_hub(fetch, repo_id: str, revision: str):
-    """Call a Hub reader; its failure becomes the command's one-line error."""
+    """Call a Hub reader, retried where the Hub's failure is transient (each wait said on
+    stderr); a failure that stays becomes the command's one-line error."""
+    from sublearn.hub import with_read_retries
+
+    def waiting(err: Exception, delay: float) -> None:
+        err_console.print(plain(f"{err}; retrying in {delay:g} s"))
+
     try:
-        return fetch(repo_id, revision)
+        return with_read_retries(fetch, repo_id, revision, on_retry=waiting)
     except USER_ERRORS as err:
         fail(str(err), code=1)
 

@@ -7,6 +7,7 @@ commit, so a failure leaves nothing half-published; the commit is then tagged.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ def explain(err: Exception, repo_id: str, action: str, revision: str | None = No
         return HubError(f"{repo_id}: your token may not {action} this repo (needs write access)")
     if status in TRANSIENT:
         return HubError(f"{repo_id}: hub busy or failing ({status}) during {action}", True)
+    if "Timeout" in type(cause).__name__:
+        return HubError(
+            f"{repo_id}: the hub gave no answer within {hub_timeout_s():g} s during {action} "
+            "(SUBLEARN_HUB_TIMEOUT_S)",
+            True,
+        )
     if isinstance(cause, HfHubHTTPError):
         return HubError(f"{repo_id}: hub error {status} during {action}")
     return HubError(f"{repo_id}: {action} failed ({type(cause).__name__}: {printable(cause)})")
@@ -67,10 +74,73 @@ class Published:
     created: bool  # False when the same data was already there
 
 
+def read_retry_delays_s() -> tuple[float, ...]:
+    """Waits before each retry of a Hub read: 2, 8, 30 s as publishing's Prefect retries, or
+    ``SUBLEARN_HUB_RETRY_DELAYS_S`` (comma-separated seconds; empty: no retries)."""
+    import os
+
+    given = os.environ.get("SUBLEARN_HUB_RETRY_DELAYS_S")
+    if given is None:
+        return (2.0, 8.0, 30.0)
+    return tuple(float(s) for s in given.split(",") if s.strip())
+
+
+def hub_timeout_s() -> float:
+    """How long one Hub request may wait for an answer (``SUBLEARN_HUB_TIMEOUT_S``)."""
+    import os
+
+    return float(os.environ.get("SUBLEARN_HUB_TIMEOUT_S", "60"))
+
+
+@functools.cache
+def bounded_hub_requests() -> None:
+    """huggingface_hub's HTTP client waits forever for an answer by default (and most of its
+    calls pass ``timeout=None`` per request): a Hub that accepts connections and never answers
+    hangs ``download`` silently. Every request without a bound gets one, as it is sent."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import hf_request_event_hook
+
+    seconds = hub_timeout_s()
+    bound = httpx2.Timeout(seconds, connect=min(seconds, 10.0)).as_dict()
+
+    def bounded(request: httpx2.Request) -> None:
+        timeout = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            k: bound[k] if timeout.get(k) is None else timeout[k] for k in bound
+        }
+
+    def client() -> httpx2.Client:
+        return httpx2.Client(
+            event_hooks={"request": [hf_request_event_hook, bounded]},
+            follow_redirects=True,
+            timeout=httpx2.Timeout(seconds, connect=min(seconds, 10.0)),
+        )
+
+    set_client_factory(client)
+
+
 def _api():
     from huggingface_hub import HfApi
 
+    bounded_hub_requests()
     return HfApi()
+
+
+def with_read_retries(read, *args, on_retry=None):
+    """``read(*args)``, retried (``read_retry_delays_s``) where the Hub's failure is transient
+    (408/429/5xx, a timeout), as publishing is; ``on_retry(error, delay)`` hears each wait."""
+    import time
+
+    for delay in (*read_retry_delays_s(), None):
+        try:
+            return read(*args)
+        except HubError as err:
+            if not err.transient or delay is None:
+                raise
+            if on_retry:
+                on_retry(err, delay)
+            time.sleep(delay)
 
 
 def _remote_lineage(api, repo_id: str, revision: str) -> dict | None:

@@ -323,3 +323,46 @@ def test_the_same_run_published_from_two_folders_publishes_the_same_lineage(
     assert a == b
     assert a["teacher"]["adapter"] == "local:my-adapter"
     assert a["teacher"]["adapter_revision"].startswith("sha256:")
+
+
+def test_download_and_lineage_retry_a_failing_hub(published_run, run_cli, hub, tmp_path):
+    _, result = published_run
+    tag = result["published"]["tag"]
+    hub.fail_next.extend([500])
+    got = run_cli(["download", f"{REPO}@{tag}", "--out", str(tmp_path / "d")])
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert "hub busy or failing (500)" in got.stderr and "retrying in 2 s" in got.stderr
+    hub.fail_next.extend([503, 503])
+    shown = run_cli(["lineage", f"{REPO}@{tag}"], SUBLEARN_HUB_RETRY_DELAYS_S="0.1,0.1")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert not hub.fail_next
+
+
+def test_a_hub_that_never_answers_times_out_in_one_line(run_cli, tmp_path):
+    """A server that accepts connections and says nothing: each request gives up after the
+    timeout, transient failures are retried as configured, then one line says so."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        started = time.monotonic()
+        got = run_cli(
+            ["download", "alice/anything", "--out", str(tmp_path / "d")],
+            HF_ENDPOINT=url,
+            SUBLEARN_HUB_TIMEOUT_S="1",
+            SUBLEARN_HUB_RETRY_DELAYS_S="0.1",
+        )
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert got.returncode == 1
+    lines = got.stderr.strip().splitlines()
+    assert lines[-1] == (
+        "error: alice/anything: the hub gave no answer within 1 s during read "
+        "(SUBLEARN_HUB_TIMEOUT_S)"
+    )
+    assert "retrying in 0.1 s" in got.stderr and took < 30
