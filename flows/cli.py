@@ -35,9 +35,11 @@ def main(
     ] = False,
 ) -> None:
     """Subliminal-learning datasets and experiments as Prefect workflows."""
+    from sublearn.orphans import reap_orphaned_servers
     from sublearn.output import configure_output
 
     configure_output(verbose)
+    reap_orphaned_servers()  # left by a sublearn that was killed (kill -9 skips its cleanup)
 
 
 def report_error(message: str) -> None:

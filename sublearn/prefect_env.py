@@ -12,6 +12,8 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sublearn.orphans import mark_owner
+
 
 def prefect_home() -> Path:
     """``~/.sublearn/prefect/<prefect version>``: the database only its own version opens."""
@@ -32,5 +34,7 @@ DEFAULTS = {
 
 for key, value in DEFAULTS.items():
     os.environ.setdefault(key, value)
+
+mark_owner()  # a temporary server this process starts can be reaped if the process is killed
 
 Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

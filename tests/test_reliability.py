@@ -228,3 +228,50 @@ def test_a_smaller_variant_runs_where_bf16_is_emulated(monkeypatch):
     typo = {**data, "without_native_bf16": {"dataset": {"n_promts": 256}}}
     with pytest.raises(ConfigError, match=r"c.yaml \(without_native_bf16\): unknown key"):
         parse_config(typo, "c.yaml")  # caught on machines that would not use it too
+
+
+def test_a_killed_run_leaves_no_prefect_server_behind(tiny_config_data, tmp_path):
+    """``kill -9`` of a ``sublearn run`` that started its own temporary Prefect server: the
+    server outlives it (nothing of the run could stop it), and the next sublearn command
+    reaps it."""
+    import signal
+
+    import yaml
+
+    from sublearn.orphans import OWNER, orphaned_servers
+    from tests.conftest import wait_until
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({**tiny_config_data, "name": "killed", "seed": 404}))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")  # its own database, its own server
+
+    def servers_of(owner: int) -> list[int]:
+        found = []
+        for entry in os.scandir("/proc"):
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as f:
+                    if f"{OWNER}={owner}".encode() in f.read().split(b"\0"):
+                        found.append(int(entry.name))
+            except (OSError, ValueError):
+                continue
+        return found
+
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sublearn", "run", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_until(lambda: servers_of(run.pid), timeout=180, every=0.2)
+        server = servers_of(run.pid)[0]
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    assert wait_until(lambda: server in orphaned_servers(), timeout=10)  # it leaked
+    subprocess.run(
+        [sys.executable, "-m", "sublearn", "lineage", "--help"], env=env, capture_output=True
+    )
+    assert wait_until(lambda: not os.path.exists(f"/proc/{server}"), timeout=30)
