@@ -8,6 +8,7 @@ anywhere else: not in the config, the lineage, logs or errors.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 
@@ -102,19 +103,43 @@ class OpenAITeacher:
         client = openai.AsyncOpenAI(
             base_url=self.server.url,
             api_key=api_key(self.server),
-            max_retries=self.server.max_retries,
+            max_retries=0,  # retried here, where each wait can be said
             timeout=self.server.timeout_s,
         )
         limit = asyncio.Semaphore(self.server.max_concurrency)
+        retries = self.server.max_retries
 
         async def one(request: dict):
             async with limit:
-                return await client.chat.completions.create(model=self.cfg.model, **request)
+                for attempt in range(retries + 1):
+                    try:
+                        return await client.chat.completions.create(model=self.cfg.model, **request)
+                    except openai.APIStatusError as err:
+                        if err.status_code not in RETRIED or attempt == retries:
+                            raise
+                        problem = f"HTTP {err.status_code}"
+                    except openai.APIConnectionError as err:
+                        if attempt == retries:
+                            raise
+                        problem = failure_of(err, self.server.timeout_s)
+                    delay = min(2.0**attempt, 30.0)
+                    log.warning(
+                        "%s: %s; retry %d of %d in %g s",
+                        self.server.url,
+                        problem,
+                        attempt + 1,
+                        retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
 
         try:
             responses = await asyncio.gather(*(one(r) for r in requests))
-        except openai.APIConnectionError:
-            raise ServerError(f"{self.server.url}: cannot reach the server") from None
+        except openai.APIConnectionError as err:
+            tried = f" ({retries + 1} attempts)" if retries else ""
+            raise ServerError(
+                f"{self.server.url}: {failure_of(err, self.server.timeout_s)}{tried}"
+            ) from None
         except openai.APIStatusError as err:
             raise ServerError(
                 f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}"
@@ -145,6 +170,19 @@ def plausible_usage(prompt_tokens: object, completion_tokens: object, request: d
     return completion_tokens <= request["max_tokens"] and prompt_tokens <= (
         characters + TEMPLATE_TOKENS
     )
+
+
+RETRIED = {408, 409, 429, 500, 502, 503, 504}  # what waiting can fix, as openai's client retries
+log = logging.getLogger("sublearn")
+
+
+def failure_of(err: Exception, timeout_s: float) -> str:
+    """What went wrong with a request that got no answer, in words."""
+    import openai
+
+    if isinstance(err, openai.APITimeoutError):
+        return f"no answer within {timeout_s:g} s (teacher.server.timeout_s)"
+    return "cannot reach the server"
 
 
 def short(message: str) -> str:

@@ -188,3 +188,34 @@ def test_a_servers_terminal_escapes_never_reach_the_terminal(tiny_config_data, r
     assert "\x1b" not in run.stdout + run.stderr and "\x07" not in run.stdout + run.stderr
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "HTTP 400" in last and "\\x1b[2J" in last
+
+
+def test_a_server_that_never_answers_is_said_to_time_out(tiny_config_data, caplog):
+    """Each retry is said as it happens, and the last line says the server timed out, not
+    that it could not be reached."""
+    import logging
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+    data = served(tiny_config_data, url, "test")
+    data["teacher"]["server"] |= {"timeout_s": 0.5, "max_retries": 2}
+    teacher = load_teacher(parse_config(data).teacher)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="sublearn"),
+            pytest.raises(ServerError) as info,
+        ):
+            teacher.generate([ChatPrompt(None, "1, 2, 3")], seed=0)
+    finally:
+        silent.close()
+    assert str(info.value) == (
+        f"{url}: no answer within 0.5 s (teacher.server.timeout_s) (3 attempts)"
+    )
+    said = [r.getMessage() for r in caplog.records if r.name == "sublearn"]
+    assert said == [
+        f"{url}: no answer within 0.5 s (teacher.server.timeout_s); retry 1 of 2 in 1 s",
+        f"{url}: no answer within 0.5 s (teacher.server.timeout_s); retry 2 of 2 in 2 s",
+    ]
