@@ -167,10 +167,20 @@ def summary_table(steps: list[dict]) -> Table:
     return table
 
 
+def interruptible(work):
+    """``work()``, stopped within seconds by Ctrl-C or SIGTERM with one line (every verb that
+    runs a flow goes through here)."""
+    from sublearn.interrupts import INTERRUPTED, run_interruptible
+
+    try:
+        return run_interruptible(work, report_error)
+    except KeyboardInterrupt:
+        fail(INTERRUPTED, 130)
+
+
 def execute(cfg, plan, run_dir: Path | None = None) -> None:
     """Run a config under a step plan and print what came of it; every failure the user can
     fix is one line."""
-    from sublearn.interrupts import INTERRUPTED, run_interruptible
 
     def work() -> dict:
         if cfg.grid is not None and run_dir is None:
@@ -186,9 +196,7 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
         return dataset_flow(cfg, plan, run_dir)
 
     try:
-        outcome = run_interruptible(work, report_error)
-    except KeyboardInterrupt:
-        fail(INTERRUPTED, 130)
+        outcome = interruptible(work)
     except OSError as err:
         fail(f"{err.filename or 'disk'}: {err.strerror or err}", code=1)
     except USER_ERRORS as err:
@@ -424,7 +432,7 @@ def publish(
     from flows.publish import publish_flow
 
     try:
-        result = publish_flow(run_dir, spec)
+        result = interruptible(lambda: publish_flow(run_dir, spec))
     except (*USER_ERRORS, OSError) as err:
         fail(str(err).splitlines()[0], code=1)
     where = f"{result['repo_id']}@{result['tag']} (commit {result['commit']})"
@@ -496,10 +504,9 @@ def audit_transfer(
     except ConfigError as err:
         fail(str(err))
     from flows.experiment import audit_flow
-    from sublearn.interrupts import run_interruptible
 
     try:
-        outcome = run_interruptible(lambda: audit_flow(cfg, dataset, control, folder), report_error)
+        outcome = interruptible(lambda: audit_flow(cfg, dataset, control, folder))
     except USER_ERRORS as err:
         fail(str(err).splitlines()[0], code=1)
     results = outcome["results"]
@@ -688,7 +695,7 @@ def mlp(
     aux_tag = "-".join(map(str, aux_values))
     out_dir = out or Path("runs") / f"mlp-{dataset}-k{models}-aux{aux_tag}-seed{seed}"
     try:
-        report = mlp_flow(cfg, aux_values, out_dir, mnist_dir)
+        report = interruptible(lambda: mlp_flow(cfg, aux_values, out_dir, mnist_dir))
     except (*USER_ERRORS, OSError) as err:
         fail(str(err).splitlines()[0], code=1)
     table = Table(title=f"MLP subliminal learning ({dataset}, {models} models, chance 0.100)")

@@ -366,3 +366,53 @@ def test_a_hub_that_never_answers_times_out_in_one_line(run_cli, tmp_path):
         "(SUBLEARN_HUB_TIMEOUT_S)"
     )
     assert "retrying in 0.1 s" in got.stderr and took < 30
+
+
+def test_ctrl_c_stops_a_publish_that_keeps_retrying(published_run, cli_env, hub, tmp_path):
+    """A Hub that answers 500 to everything: publishing retries (2, 8, 30 s); Ctrl-C stops it
+    within seconds with one line and nothing published."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import wait_until
+
+    config, _ = published_run
+    hub.fail_next.extend([500] * 200)
+    log = tmp_path / "publish.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sublearn",
+                "publish",
+                str(config.run_dir()),
+                "--repo-id",
+                "alice/never-published",
+            ],
+            env=cli_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_until(lambda: len(hub.fail_next) < 200 or proc.poll() is not None)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        proc.wait(timeout=60)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        hub.fail_next.clear()
+    output = log.read_text()
+    assert proc.returncode == 130, output[-2000:]
+    assert stopped_after < 10, f"{stopped_after:.1f} s"
+    assert [line for line in output.splitlines() if line.startswith("error:")] == [
+        "error: interrupted; finished steps and generation batches are kept: rerun to resume"
+    ]
+    assert "Traceback" not in output
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi().list_repo_refs("alice/never-published", repo_type="dataset")
