@@ -48,6 +48,13 @@ def report_error(message: str) -> None:
     )
 
 
+def one_line(err: Exception) -> str:
+    """An error as the command's one line: a disk or file problem names its file."""
+    if isinstance(err, OSError) and not isinstance(err, UserError):
+        return f"{err.filename or 'disk'}: {err.strerror or err}"
+    return str(err).splitlines()[0]
+
+
 def fail(message: str, code: int = 2) -> None:
     report_error(message)
     raise typer.Exit(code)
@@ -197,10 +204,8 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
 
     try:
         outcome = interruptible(work)
-    except OSError as err:
-        fail(f"{err.filename or 'disk'}: {err.strerror or err}", code=1)
-    except USER_ERRORS as err:
-        fail(str(err).splitlines()[0], code=1)
+    except (*USER_ERRORS, OSError) as err:
+        fail(one_line(err), code=1)
     console.print(summary_table(outcome["steps"]))
     if outcome.get("study"):
         console.print(study_table(outcome["study"]))
@@ -340,7 +345,9 @@ def filter_cmd(
     try:
         result = refilter(filter_config(kind, options, config), source, out)
     except USER_ERRORS as err:
-        fail(str(err).splitlines()[0])
+        fail(one_line(err))
+    except OSError as err:
+        fail(one_line(err), code=1)
     console.print(stats_table(result.stats, f"{kind} filters: {source}"))
     console.print(f"wrote {out}/kept.parquet, rejected.parquet, stats.json")
 
@@ -434,7 +441,7 @@ def publish(
     try:
         result = interruptible(lambda: publish_flow(run_dir, spec))
     except (*USER_ERRORS, OSError) as err:
-        fail(str(err).splitlines()[0], code=1)
+        fail(one_line(err), code=1)
     where = f"{result['repo_id']}@{result['tag']} (commit {result['commit']})"
     if result["created"]:
         console.print(f"published {where}")
@@ -456,7 +463,7 @@ def download(
     try:
         folder = save_download(got, out or Path("downloads") / repo_id.replace("/", "__") / rev)
     except (*USER_ERRORS, OSError) as err:
-        fail(str(err), code=1)
+        fail(one_line(err), code=1)
     console.print(lineage_table(got.lineage, f"{repo_id}@{rev} (commit {got.commit[:12]})"))
     console.print(f"{got.data.height} rows (matches the card) -> {folder / 'data.parquet'}")
 
@@ -697,7 +704,7 @@ def mlp(
     try:
         report = interruptible(lambda: mlp_flow(cfg, aux_values, out_dir, mnist_dir))
     except (*USER_ERRORS, OSError) as err:
-        fail(str(err).splitlines()[0], code=1)
+        fail(one_line(err), code=1)
     table = Table(title=f"MLP subliminal learning ({dataset}, {models} models, chance 0.100)")
     for column in ("aux", "variant", "accuracy", "95% interval", "min", "max"):
         table.add_column(column, justify="left" if column == "variant" else "right")

@@ -6,6 +6,7 @@ or Ctrl-C mid-write leaves the previous version (or nothing) behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -44,12 +45,33 @@ def _seal(tmp: Path) -> None:
         os.fsync(fh.fileno())
 
 
+DISK_FULL = {
+    "No space left on device": errno.ENOSPC,
+    "File too large": errno.EFBIG,
+    "Disk quota exceeded": errno.EDQUOT,
+}
+
+
+def _write_to(write: Callable[[Path], None], tmp: Path, path: Path) -> None:
+    """``write(tmp)``; a full disk, in whatever exception the writer raised (polars wraps
+    its own), becomes the OSError it is, naming the file being written."""
+    try:
+        write(tmp)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+    except Exception as err:
+        code = next((c for text, c in DISK_FULL.items() if text in str(err)), None)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
     try:
-        write(tmp)
+        _write_to(write, tmp, path)
         _seal(tmp)
         os.replace(tmp, path)
     finally:
@@ -69,7 +91,7 @@ def write_outputs(folder: Path, writers: dict[str, Callable[[Path], None]]) -> P
         for name, write in writers.items():
             tmp = _temp_beside(folder / name)
             done[tmp] = folder / name
-            write(tmp)
+            _write_to(write, tmp, folder / name)
             _seal(tmp)
         for tmp, path in done.items():
             os.replace(tmp, path)

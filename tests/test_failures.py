@@ -167,3 +167,36 @@ def test_a_corrupt_shard_is_named_in_one_line(run_cli, finished):
     finally:
         record.write_bytes(saved[0])
         shard.write_bytes(saved[1])
+
+
+def test_a_full_disk_under_filter_and_download_is_one_line(cli_env, finished, tmp_path):
+    """polars' own error for a write that cannot finish becomes the file and the reason."""
+    data, folder = finished
+    run_dir = next(p for p in (folder / "runs").iterdir() if not p.name.startswith("."))
+
+    def no_room() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    out = tmp_path / "refiltered"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sublearn",
+            "filter",
+            "numbers",
+            str(run_dir / "kept.parquet"),
+            "--out",
+            str(out),
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        preexec_fn=no_room,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert error_lines(proc) == [f"error: {out / 'kept.parquet'}: File too large"]
+    assert "Traceback" not in proc.stderr
+    assert not [p for p in out.iterdir() if p.name != ".gitkeep"]  # nothing half-written
