@@ -135,6 +135,10 @@ class OpenAITeacher:
 
         try:
             responses = await asyncio.gather(*(one(r) for r in requests))
+        except (openai.APIResponseValidationError, ValueError):
+            raise ServerError(
+                f"{self.server.url}: the server's answer is not a chat completion"
+            ) from None
         except openai.APIConnectionError as err:
             tried = f" ({retries + 1} attempts)" if retries else ""
             raise ServerError(
@@ -146,6 +150,9 @@ class OpenAITeacher:
             ) from None
         finally:
             await client.close()
+        for r in responses:
+            if not getattr(r, "choices", None) or getattr(r.choices[0], "message", None) is None:
+                raise ServerError(f"{self.server.url}: the server's answer holds no choices")
         for request, r in zip(requests, responses, strict=True):
             if r.usage is None:
                 continue

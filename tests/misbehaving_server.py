@@ -35,13 +35,13 @@ def completion(content: str, prompt_tokens: int, completion_tokens: int) -> dict
 @contextlib.contextmanager
 def misbehaving_server(reply: Callable[[dict], tuple[int, dict]]):
     """Yield the base URL of a server whose every POST gets ``reply(request_json)``:
-    (HTTP status, JSON body)."""
+    (HTTP status, a body as JSON, or raw bytes sent as they are)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             status, answer = reply(body)
-            data = json.dumps(answer).encode()
+            data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -219,3 +219,23 @@ def test_a_server_that_never_answers_is_said_to_time_out(tiny_config_data, caplo
         f"{url}: no answer within 0.5 s (teacher.server.timeout_s); retry 1 of 2 in 1 s",
         f"{url}: no answer within 0.5 s (teacher.server.timeout_s); retry 2 of 2 in 2 s",
     ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (b"not json at all", "the server's answer is not a chat completion"),
+        ({"id": "x", "object": "chat.completion"}, "the server's answer holds no choices"),
+        ({"id": "x", "object": "chat.completion", "choices": []}, "holds no choices"),
+    ],
+    ids=["not-json", "no-choices", "empty-choices"],
+)
+def test_garbage_from_a_server_is_one_line(tiny_config_data, answer, says):
+    from tests.misbehaving_server import misbehaving_server
+
+    with misbehaving_server(lambda request: (200, answer)) as url:
+        data = served(tiny_config_data, url, "test")
+        data["teacher"]["server"]["max_retries"] = 0
+        teacher = load_teacher(parse_config(data).teacher)
+        with pytest.raises(ServerError, match=f"^{url}: .*{says}"):
+            teacher.generate([ChatPrompt(None, "1, 2, 3")], seed=0)
