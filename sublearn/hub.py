@@ -188,7 +188,16 @@ def publish_run(
     lineage_path = run_dir / LINEAGE_FILE
     if not lineage_path.is_file():
         raise HubError(f"{run_dir}: no {LINEAGE_FILE}; is this a finished sublearn run?")
-    lineage = public_lineage(json.loads(lineage_path.read_text()))
+    # everything checked here, before the Hub is touched: a bad run creates no empty repo
+    lineage = _read_lineage(lineage_path, str(lineage_path))
+    check_lineage(lineage, str(lineage_path))
+    for key in ("config_hash", "data_sha256", "run_name"):
+        if not isinstance(lineage.get(key), str):
+            raise HubError(f"{lineage_path}: no '{key}'; is this a finished sublearn run?")
+    lineage = public_lineage(lineage)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise HubError(f"{run_dir}: no {CONFIG_FILE}; is this a finished sublearn run?")
+    config = portable_config(run_dir / CONFIG_FILE)
     kept = read_parquet(run_dir / "kept.parquet", ("prompt", "completion"))
     if kept.height == 0:
         raise HubError(f"{run_dir}: no rows passed the filter; nothing to publish")
@@ -219,7 +228,7 @@ def publish_run(
             CommitOperationAdd(DATA_FILE, _parquet_bytes(kept)),
             CommitOperationAdd("README.md", str(card).encode()),
             CommitOperationAdd(LINEAGE_FILE, json.dumps(lineage, indent=2).encode()),
-            CommitOperationAdd(CONFIG_FILE, portable_config(run_dir / CONFIG_FILE)),
+            CommitOperationAdd(CONFIG_FILE, config),
         ]
         if include_rejected:
             rejected = read_parquet(run_dir / "rejected.parquet", ("reject_reason",))
@@ -244,7 +253,12 @@ def portable_config(path: Path) -> bytes:
     last part, so no local path such as a home folder is shared."""
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise HubError(f"{path}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise HubError(f"{path}: not a sublearn config (a YAML mapping)")
     data = without_local_paths(data, _relative)
     return yaml.safe_dump(data, sort_keys=False).encode()
 

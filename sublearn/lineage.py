@@ -144,7 +144,27 @@ def check_lineage(lineage: object, where: str) -> dict:
         raise DataError(f"{where}: lineage 'sampling' is not a mapping")
     filters = lineage["filters"]
     if not isinstance(filters, list) or not all(
-        isinstance(f, dict) and {"name", "params", "dropped"} <= f.keys() for f in filters
+        isinstance(f, dict)
+        and {"name", "params", "dropped"} <= f.keys()
+        and isinstance(f["dropped"], dict)
+        for f in filters
     ):
         raise DataError(f"{where}: lineage 'filters' is not a list of filter records")
+    for field, kind in TYPED_FIELDS.items():
+        value = lineage
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, kind):
+            raise DataError(f"{where}: lineage '{field}' is not a {kind.__name__}")
     return lineage
+
+
+# Optional fields the CLI's lineage table reads, with the type it reads them as.
+TYPED_FIELDS = {
+    "dataset": dict,
+    "dataset.prompt_set": dict,
+    "trait": dict,
+    "teacher": dict,
+    "rows": dict,
+    "system_prompt": str,
+}

@@ -416,3 +416,45 @@ def test_ctrl_c_stops_a_publish_that_keeps_retrying(published_run, cli_env, hub,
     assert "Traceback" not in output
     with pytest.raises(RepositoryNotFoundError):
         HfApi().list_repo_refs("alice/never-published", repo_type="dataset")
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ({"lineage.json": b"{not json"}, "lineage.json is not valid JSON"),
+        ({"lineage.json": b"[1, 2]"}, "lineage.json is not a JSON object"),
+        ({"config.yaml": None}, "no config.yaml; is this a finished sublearn run?"),
+        ({"config.yaml": b"a: [unclosed"}, "config.yaml: not valid YAML"),
+    ],
+    ids=["lineage-not-json", "lineage-not-object", "no-config", "config-not-yaml"],
+)
+def test_a_damaged_run_is_one_line_and_creates_no_repo(
+    published_run, run_cli, tmp_path, damage, says
+):
+    import shutil
+
+    config, _ = published_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(config.run_dir(), run_dir)
+    for name, content in damage.items():
+        (run_dir / name).unlink()
+        if content is not None:
+            (run_dir / name).write_bytes(content)
+    repo = f"alice/damaged-{tmp_path.name[-12:].lower()}"
+    proc = run_cli(["publish", str(run_dir), "--repo-id", repo])
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and says in lines[0], proc.stderr[-2000:]
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi().list_repo_refs(repo, repo_type="dataset")
+
+
+def test_wrong_typed_remote_lineage_is_one_line(good_files, run_cli):
+    lineage = json.loads(good_files["lineage.json"])
+    lineage["dataset"]["prompt_set"] = "a string"
+    upload("alice/typed-lineage", {**good_files, "lineage.json": json.dumps(lineage).encode()})
+    proc = run_cli(["lineage", "alice/typed-lineage"])
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip().splitlines()[-1].endswith("lineage 'dataset.prompt_set' is not a dict")
+    )
