@@ -66,6 +66,8 @@ def load_prompt_set(spec, columns: tuple[str, ...], n: int, seed: int) -> tuple[
     """``n`` rows with ``columns`` (after ``spec.columns`` renames them) and the set's identity."""
     if spec.path is not None:
         path = Path(spec.path)
+        if path.exists() and not path.is_file():  # a folder, or a device that never ends
+            raise DataError(f"{path}: prompt set is not a regular file")
         if not path.is_file():
             raise DataError(f"{path}: prompt set not found")
         frames, identity = [read_table(path)], {"path": str(path), "sha256": file_sha256(path)}

@@ -160,6 +160,18 @@ def test_prompt_sets_with_null_or_blank_prompts_are_refused(tmp_path):
         load_prompt_set(PromptSet(path=str(path)), ("question",), 2, 0)
 
 
+def test_a_prompt_set_that_is_a_device_or_a_folder_is_refused_at_once(tmp_path):
+    """A symlink to /dev/zero once hung while it was hashed."""
+    from generators.prompt_sets import load_prompt_set
+    from sublearn.config import PromptSet
+
+    endless = tmp_path / "set.parquet"
+    endless.symlink_to("/dev/zero")
+    for path in (endless, tmp_path):
+        with pytest.raises(DataError, match="prompt set is not a regular file"):
+            load_prompt_set(PromptSet(path=str(path)), ("question",), 2, 0)
+
+
 @pytest.mark.parametrize("shape", [{}, [1], {"files": "out.txt", "digests": {}}, "x", None])
 def test_a_wrong_shaped_step_record_is_a_corrupt_entry(tmp_path, caplog, shape):
     store, calls = StepStore(tmp_path / "store"), []
