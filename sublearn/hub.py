@@ -154,7 +154,15 @@ def _remote_lineage(api, repo_id: str, revision: str) -> dict | None:
     return _read_lineage(Path(path), f"{repo_id}@{revision}")
 
 
+MAX_LINEAGE_BYTES = 1_000_000  # a sublearn lineage is a few KB
+
+
 def _read_lineage(path: Path, where: str) -> dict:
+    size = path.stat().st_size
+    if size > MAX_LINEAGE_BYTES:
+        raise HubError(
+            f"{where}: {LINEAGE_FILE} is {size / 1e6:.1f} MB; a sublearn lineage is a few KB"
+        )
     try:
         lineage = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -353,6 +361,8 @@ def save_download(downloaded: Downloaded, out_dir: Path) -> Path:
 def fetch_lineage(repo_id: str, revision: str = "main") -> dict:
     try:
         lineage = _remote_lineage(_api(), repo_id, revision)
+    except HubError:
+        raise
     except Exception as err:
         raise explain(err, repo_id, "read", revision) from None
     if lineage is None:

@@ -458,3 +458,16 @@ def test_wrong_typed_remote_lineage_is_one_line(good_files, run_cli):
     assert (
         proc.stderr.strip().splitlines()[-1].endswith("lineage 'dataset.prompt_set' is not a dict")
     )
+
+
+def test_an_oversized_remote_lineage_is_refused_before_it_is_read(good_files, run_cli):
+    lineage = json.loads(good_files["lineage.json"])
+    lineage["system_prompt"] = "x" * 2_000_000
+    upload("alice/huge-lineage", {**good_files, "lineage.json": json.dumps(lineage).encode()})
+    proc = run_cli(["lineage", "alice/huge-lineage"])
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("lineage.json is 2.0 MB; a sublearn lineage is a few KB")
+    )
