@@ -58,7 +58,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> d
             "verdict": verdict(cross["specificity"], cross_rank),
         }
     crossed = None
-    if "control" in arms:
+    if "control" in arms and config.experiment.control is not None:  # an audit's has no teacher
         reference = "neutral" if "neutral" in arms else "base"
         arm_targets = {"trait": target, "control": control_target(config)}
         crossed = crossover(by_label, seeds, panel, arm_targets, reference, others)
