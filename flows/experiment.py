@@ -144,7 +144,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
     results["divergence"] = divergence
-    results["checkpoints"] = checkpoint_curve(config, evaluations, checkpoints, students)
+    results["checkpoints"] = checkpoint_curve(results, checkpoints, students)
     if cross_evaluations is not None:
         results["cross_model"] = {
             "model": cross.teacher.model,

@@ -119,27 +119,23 @@ def control_target(config: ExperimentConfig) -> str:
 
 
 def checkpoint_curve(
-    config: ExperimentConfig,
-    evaluations: list[dict],
-    checkpoints: list[dict],
-    students: list[tuple[str, str]],
+    results: dict, checkpoints: list[dict], students: list[tuple[str, str]]
 ) -> list[dict] | None:
     """Specificity against optimiser steps for the trait and cross-initialisation arms, each
-    against the headline's reference arm at the same step: the checkpoints, then the finished
-    students (their steps from their lineage)."""
+    against the headline's reference arm at the same step (panel, reference and seeds as
+    ``summarise`` settled them): the checkpoints, then the finished students (their steps from
+    their lineage)."""
     if not checkpoints:
         return None
-    seeds = list(config.experiment.students.seeds)
-    against = "neutral" if config.experiment.neutral else "control"
+    evaluations, seeds = results["evaluations"], results["seeds"]
+    target, panel, others = results["target"], results["panel"], results["others"]
+    against = results["headline"]["against"]
     lineage = json.loads((Path(students[0][1]) / "lineage.json").read_text())
     by_step: dict[int, list[dict]] = {}
     for c in checkpoints:
         by_step.setdefault(c["step"], []).append({**c, "label": c["student"]})
     base = next(e for e in evaluations if e["label"] == "base")
     by_step[lineage["steps"]] = [e for e in evaluations if e["label"] not in ("base", "teacher")]
-    target = config.experiment.evaluation.target
-    panel = base["panel"]
-    others = [w for w in panel if w not in (target, *config.trait_targets())]
     curve = []
     for step, found in sorted(by_step.items()):
         by_label = {"base": base, **{e["label"]: e for e in found}}

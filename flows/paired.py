@@ -35,13 +35,9 @@ SCORING_CODE = [
 ]
 
 
-def rows_identity(source: dict) -> dict:
-    """What identifies a dataset's rows, wherever they were read from."""
-    return {k: v for k, v in source.items() if k != "run_dir"}
-
-
 def rescore_key(teacher_cfg: TeacherConfig, source: dict, k: int) -> str:
     from flows.dataset import teacher_identity
+    from flows.students import rows_identity
 
     inputs = {"rows": rows_identity(source), "teacher": teacher_identity(teacher_cfg), "topk": k}
     return step_key("rescore", inputs, SCORING_CODE)

@@ -68,6 +68,12 @@ def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFra
     return got.data, {"repo_id": repo_id, "revision": tag, "commit": got.commit}
 
 
+def rows_identity(source: dict) -> dict:
+    """What identifies a dataset's rows in a step key, wherever they were read from (a local
+    run directory's path is not part of it)."""
+    return {k: v for k, v in source.items() if k != "run_dir"}
+
+
 @task(cache_policy=NO_CACHE, task_run_name="student-{label}")
 def train_student(
     config: ExperimentConfig, label: str, rows: pl.DataFrame, source: dict, seed: int, out: Path
@@ -223,9 +229,8 @@ def student_card(lineage: dict) -> str:
 def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) -> str:
     from sublearn.model_source import resolve_model
 
-    identity = {k: v for k, v in source.items() if k != "run_dir"}
     inputs = {
-        "dataset": identity,
+        "dataset": rows_identity(source),
         "rows": rows,
         "sample_seed": config.seed,
         "students": config.student_training().model_dump(exclude={"seeds", "rows", "init"}),
