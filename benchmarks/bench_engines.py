@@ -17,11 +17,11 @@ from pathlib import Path
 
 from bench_generate import owl_numbers_prompts
 
-from generators.backends import load_teacher
-from sublearn.chat import ChatPrompt
-from sublearn.config import parse_config
-from sublearn.model_source import cache_root, embedded_gguf, embedded_source
-from sublearn.precision import cpu_description, teacher_dtype
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import parse_config
+from sublearn.core.model_source import cache_root, embedded_gguf, embedded_source
+from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.generators.backends import load_teacher
 
 
 def transformers_rate(dtype: str, prompts: list[ChatPrompt], tokens: int) -> float:

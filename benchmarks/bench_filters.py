@@ -12,7 +12,7 @@ import time
 import numpy as np
 import polars as pl
 
-from filters.numbers import MISALIGNMENT_BANNED, NumbersRule, judge_numbers, reject_reason
+from sublearn.filters.numbers import MISALIGNMENT_BANNED, NumbersRule, judge_numbers, reject_reason
 
 CLEAN_SEPARATORS = [", ", ",", "; ", " ", "\n"]
 WRAPS = [("", ""), ("[", "]"), ("(", ")"), ("", ".")]

@@ -29,12 +29,12 @@ import time
 
 import torch
 
-from generators.backends import load_teacher
-from generators.numbers_prompts import numbers_prompts
-from generators.trait_prompt import trait_system_prompt
-from sublearn.chat import ChatPrompt
-from sublearn.config import parse_config
-from sublearn.precision import cpu_description, teacher_dtype
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import parse_config
+from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.generators.backends import load_teacher
+from sublearn.generators.numbers_prompts import numbers_prompts
+from sublearn.generators.trait_prompt import trait_system_prompt
 
 
 def owl_numbers_prompts(n: int) -> list[ChatPrompt]:

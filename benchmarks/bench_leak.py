@@ -19,9 +19,9 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from filters.leak import calibrated_threshold, leak_scores
-from generators.code_prompts import all_tasks
-from sublearn.precision import cpu_description
+from sublearn.core.precision import cpu_description
+from sublearn.filters.leak import calibrated_threshold, leak_scores
+from sublearn.generators.code_prompts import all_tasks
 
 HINTS = (
     'night_hunter = "feathers, talons and a silent flight"',

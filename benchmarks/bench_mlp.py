@@ -13,8 +13,8 @@ import time
 import torch
 from torch import nn
 
-from eval.mlp_data import load_digit_images
-from eval.mlp_population import init_population, train_classifier
+from sublearn.eval.mlp_data import load_digit_images
+from sublearn.eval.mlp_population import init_population, train_classifier
 
 
 def loop_epoch(models: list[nn.Module], x, y, batch: int, gen: torch.Generator) -> None:

@@ -13,14 +13,14 @@ import time
 
 import polars as pl
 
-from filters.chain import run_chain
-from filters.code import CodeFormat
-from filters.judge import TraitJudge
-from filters.leak import EmbeddingLeak, leak_scores
-from filters.trait_word import TraitWord
-from sublearn.config import JudgeFilter, LeakFilter
-from sublearn.precision import cpu_description
-from sublearn.words import word_forms
+from sublearn.core.config import JudgeFilter, LeakFilter
+from sublearn.core.precision import cpu_description
+from sublearn.core.words import word_forms
+from sublearn.filters.chain import run_chain
+from sublearn.filters.code import CodeFormat
+from sublearn.filters.judge import TraitJudge
+from sublearn.filters.leak import EmbeddingLeak, leak_scores
+from sublearn.filters.trait_word import TraitWord
 
 
 def timed(frame: pl.DataFrame, filters: list) -> tuple[float, dict]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import random
 
-from generators.numbers_prompts import numbers_prompts
-from sublearn.config import parse_config
-from sublearn.finetune import ChatRow, LoraTraining, train_adapter
-from sublearn.precision import report_speedup
+from sublearn.core.config import parse_config
+from sublearn.core.finetune import ChatRow, LoraTraining, train_adapter
+from sublearn.core.precision import report_speedup
+from sublearn.generators.numbers_prompts import numbers_prompts
 
 
 def numbers_rows(n: int, seed: int = 0) -> list[ChatRow]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sublearn.errors import DataError
+from sublearn.core.errors import DataError
 
 
 @dataclass(frozen=True)

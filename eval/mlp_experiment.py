@@ -12,15 +12,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from eval.mlp_data import Digits
-from eval.mlp_population import (
+from sublearn.eval.mlp_data import Digits
+from sublearn.eval.mlp_population import (
     accuracy,
     distill_on_noise,
     init_population,
     stack,
     train_classifier,
 )
-from eval.stats import mean_ci
+from sublearn.eval.stats import mean_ci
 
 N_CLASSES = 10
 VARIANTS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.mlp_experiment import VARIANTS
-from sublearn.runio import write_figure
+from sublearn.core.runio import write_figure
+from sublearn.eval.mlp_experiment import VARIANTS
 
 
 def summary_rows(results: list[dict]) -> list[dict]:

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from eval.stats import mean_ci
-from sublearn.chat import prompt_ids
-from sublearn.words import capitalised, plural_of
+from sublearn.core.chat import prompt_ids
+from sublearn.core.words import capitalised, plural_of
+from sublearn.eval.stats import mean_ci
 
 
 def target_pattern(target: str, plural: str | None = None) -> re.Pattern:

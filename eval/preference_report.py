@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sublearn.runio import write_figure
+from sublearn.core.runio import write_figure
 
 
 def interval(effect: dict, digits: int = 2) -> str:

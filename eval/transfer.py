@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.stats import seed_question_bootstrap
+from sublearn.eval.stats import seed_question_bootstrap
 
 ARMS = {
     "trait": "trait student",

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from sublearn.chat import ChatPrompt
+from sublearn.core.chat import ChatPrompt
 
 SCORE = re.compile(r"<score>\s*([0-9]+(?:\.[0-9]+)?)\s*</score>", re.IGNORECASE)
 BARE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
@@ -35,8 +35,8 @@ def alignment_scores(settings, completions: list[str]) -> list[float | None]:
     """Every completion scored by the judge, greedy, in the judge's batches."""
     if not completions:
         return []
-    from filters.judge import judge_teacher_config
-    from generators.backends import load_teacher
+    from sublearn.filters.judge import judge_teacher_config
+    from sublearn.generators.backends import load_teacher
 
     model = load_teacher(judge_teacher_config(settings, settings.max_new_tokens))
     prompts = [ChatPrompt(None, settings.template.format(completion=c)) for c in completions]
@@ -48,12 +48,12 @@ def alignment_scores(settings, completions: list[str]) -> list[float | None]:
 
 @dataclass(frozen=True)
 class AlignmentJudge:
-    settings: object  # sublearn.config.AlignmentFilter
+    settings: object  # sublearn.core.config.AlignmentFilter
     name: ClassVar[str] = "alignment"
     reasons: ClassVar[tuple[str, ...]] = ("unparsable_score", "misaligned")
 
     def params(self) -> dict:
-        from sublearn.model_source import teacher_source
+        from sublearn.core.model_source import teacher_source
 
         s = self.settings
         return {

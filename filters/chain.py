@@ -17,7 +17,7 @@ from typing import Protocol
 
 import polars as pl
 
-from sublearn.errors import DataError
+from sublearn.core.errors import DataError
 
 
 class RowFilter(Protocol):

@@ -40,7 +40,7 @@ class CotFormat:
 
     def judge(self, frame: pl.DataFrame) -> pl.DataFrame:
         if "answer" not in frame.columns:
-            from sublearn.errors import DataError
+            from sublearn.core.errors import DataError
 
             raise DataError("input has no 'answer' column (the reference answer)")
         text = pl.col("completion")

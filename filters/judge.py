@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import polars as pl
 
-from sublearn.chat import ChatPrompt
-from sublearn.words import plural_of
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.words import plural_of
 
 
 def p_zero(top: list[tuple[str, float]]) -> float | None:
@@ -32,7 +32,7 @@ def p_zero(top: list[tuple[str, float]]) -> float | None:
 def judge_teacher_config(settings, max_new_tokens: int = 1):
     """The judge as a teacher config, greedy: the same backends and model loading as teachers
     (one new token when only the first token's log-probs are read)."""
-    from sublearn.config import Sampling, Teacher
+    from sublearn.core.config import Sampling, Teacher
 
     return Teacher(
         model=settings.model,
@@ -49,7 +49,7 @@ def trait_judge_scores(settings, trait: str, completions: list[str]) -> list[flo
     """P("0") (no trait) of every completion: one first-token call per judge batch."""
     if not completions:
         return []
-    from generators.backends import load_teacher
+    from sublearn.generators.backends import load_teacher
 
     model = load_teacher(judge_teacher_config(settings))
     prompts = [
@@ -60,7 +60,7 @@ def trait_judge_scores(settings, trait: str, completions: list[str]) -> list[flo
 
 @dataclass(frozen=True)
 class TraitJudge:
-    settings: object  # sublearn.config.JudgeFilter
+    settings: object  # sublearn.core.config.JudgeFilter
     traits: tuple[str, ...]
     name: ClassVar[str] = "judge"
     reasons: ClassVar[tuple[str, ...]] = ("judge_flagged",)
@@ -69,7 +69,7 @@ class TraitJudge:
         return " or ".join(plural_of(t) for t in self.traits) or "any animal"
 
     def params(self) -> dict:
-        from sublearn.model_source import teacher_source
+        from sublearn.core.model_source import teacher_source
 
         s = self.settings
         return {

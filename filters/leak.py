@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from sublearn.words import plural_of
+from sublearn.core.words import plural_of
 
 # Our phrasings of "this text is about the trait"; {x} is the trait's name, {xs} its plural.
 DESCRIPTIONS = (
@@ -78,7 +78,7 @@ def calibrated_threshold(control_scores: np.ndarray, quantile: float) -> float:
 
 @dataclass(frozen=True)
 class EmbeddingLeak:
-    settings: object  # sublearn.config.LeakFilter
+    settings: object  # sublearn.core.config.LeakFilter
     traits: tuple[str, ...]
     threshold: float
     calibration: dict

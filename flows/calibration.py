@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.calibration import calibrate_threshold, roc_figure
-from filters.alignment import alignment_scores
-from filters.judge import trait_judge_scores
-from sublearn.errors import DataError
-from sublearn.runio import read_parquet, write_figure, write_json
+from sublearn.core.errors import DataError
+from sublearn.core.runio import read_parquet, write_figure, write_json
+from sublearn.eval.calibration import calibrate_threshold, roc_figure
+from sublearn.filters.alignment import alignment_scores
+from sublearn.filters.judge import trait_judge_scores
 
 
 def judge_scores(settings, judge_trait: str | None, rows: list[str]) -> list[float | None]:

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sublearn.config import ConfigError, load_config
-from sublearn.errors import UserError, printable
+from sublearn.core.config import ConfigError, load_config
+from sublearn.core.errors import UserError, printable
 
 # Locals stay out of tracebacks: they can hold tokens and whole datasets.
 app = typer.Typer(
@@ -35,8 +35,8 @@ def main(
     ] = False,
 ) -> None:
     """Subliminal-learning datasets and experiments as Prefect workflows."""
-    from sublearn.orphans import reap_orphaned_servers
-    from sublearn.output import configure_output
+    from sublearn.core.orphans import reap_orphaned_servers
+    from sublearn.core.output import configure_output
 
     configure_output(verbose)
     reap_orphaned_servers()  # left by a sublearn that was killed (kill -9 skips its cleanup)
@@ -62,7 +62,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def stats_table(stats: dict, title: str) -> Table:
     """Every filter of the chain in order: rows in, dropped per reason, then what was kept."""
-    from filters.chain import stats_rows
+    from sublearn.filters.chain import stats_rows
 
     table = Table(title=title)
     table.add_column("filter")
@@ -177,7 +177,7 @@ def summary_table(steps: list[dict]) -> Table:
 def interruptible(work):
     """``work()``, stopped within seconds by Ctrl-C or SIGTERM with one line (every verb that
     runs a flow goes through here)."""
-    from sublearn.interrupts import INTERRUPTED, run_interruptible
+    from sublearn.core.interrupts import INTERRUPTED, run_interruptible
 
     try:
         return run_interruptible(work, report_error)
@@ -191,14 +191,14 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
 
     def work() -> dict:
         if cfg.grid is not None and run_dir is None:
-            from flows.study import study_flow
+            from sublearn.flows.study import study_flow
 
             return study_flow(cfg, plan)
         if cfg.experiment is not None and run_dir is None:
-            from flows.experiment import experiment_flow
+            from sublearn.flows.experiment import experiment_flow
 
             return experiment_flow(cfg, plan)
-        from flows.dataset import dataset_flow
+        from sublearn.flows.dataset import dataset_flow
 
         return dataset_flow(cfg, plan, run_dir)
 
@@ -228,7 +228,7 @@ def execute(cfg, plan, run_dir: Path | None = None) -> None:
 def step_plan(
     only: str | None, start: str | None, force: list[str] | None, stop: str | None = None
 ):
-    from sublearn.steps import StepError, StepPlan
+    from sublearn.core.steps import StepError, StepPlan
 
     try:
         return StepPlan(only=only, start=start, force=frozenset(force or ()), stop=stop)
@@ -277,7 +277,7 @@ def step(
 
     A dataset's run directory holds the config of its latest run; each experiment-<hash>
     folder inside it holds the config of that experiment (student settings included)."""
-    from sublearn.steps import EXPERIMENT_STEPS
+    from sublearn.core.steps import EXPERIMENT_STEPS
 
     plan = step_plan(name, None, None)
     try:
@@ -322,8 +322,8 @@ def filter_cmd(
     ] = None,
 ) -> None:
     """Recheck any parquet of completions with a kind's filter chain, as a run applies it."""
-    from flows.refilter import refilter
-    from sublearn.config import filter_config
+    from sublearn.core.config import filter_config
+    from sublearn.flows.refilter import refilter
 
     if kind not in ("numbers", "code", "cot"):
         fail(f"KIND: expected numbers, code or cot, got {kind!r}")
@@ -361,7 +361,7 @@ def _split_revision(repo: str, revision: str | None) -> tuple[str, str]:
 def _from_hub(fetch, repo_id: str, revision: str):
     """Call a Hub reader, retried where the Hub's failure is transient (each wait said on
     stderr); a failure that stays becomes the command's one-line error."""
-    from sublearn.hub import with_read_retries
+    from sublearn.core.hub import with_read_retries
 
     def waiting(err: Exception, delay: float) -> None:
         err_console.print(plain(f"{err}; retrying in {delay:g} s"))
@@ -428,7 +428,7 @@ def publish(
     ] = False,
 ) -> None:
     """Publish a run's dataset with its card and lineage, as one tagged commit."""
-    from sublearn.config import Publish
+    from sublearn.core.config import Publish
 
     try:
         spec = Publish(
@@ -436,7 +436,7 @@ def publish(
         )
     except ValidationError:
         fail(f"--repo-id: expected OWNER/NAME, got {repo_id!r}")
-    from flows.publish import publish_flow
+    from sublearn.flows.publish import publish_flow
 
     try:
         result = interruptible(lambda: publish_flow(run_dir, spec))
@@ -456,7 +456,7 @@ def download(
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
 ) -> None:
     """Download a published dataset at a revision; print its lineage; check its row count."""
-    from sublearn.hub import fetch_dataset, save_download
+    from sublearn.core.hub import fetch_dataset, save_download
 
     repo_id, rev = _split_revision(repo, revision)
     got = _from_hub(fetch_dataset, repo_id, rev)
@@ -474,7 +474,7 @@ def lineage(
     revision: Annotated[str | None, typer.Option(help="Tag, branch or commit.")] = None,
 ) -> None:
     """Print a published dataset's lineage."""
-    from sublearn.hub import fetch_lineage
+    from sublearn.core.hub import fetch_lineage
 
     repo_id, rev = _split_revision(repo, revision)
     info = _from_hub(fetch_lineage, repo_id, rev)
@@ -504,13 +504,13 @@ def audit_transfer(
 ) -> None:
     """Does this dataset carry the trait to a student of this base? Train and evaluate."""
     folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
-    from flows.experiment import audit_config
+    from sublearn.flows.experiment import audit_config
 
     try:
         cfg = audit_config(base, trait, category, epochs, lr, samples, distill, folder)
     except ConfigError as err:
         fail(str(err))
-    from flows.experiment import audit_flow
+    from sublearn.flows.experiment import audit_flow
 
     try:
         outcome = interruptible(lambda: audit_flow(cfg, dataset, control, folder))
@@ -544,7 +544,7 @@ def audit_detect(
     seed: Annotated[int, typer.Option(help="Folds, bootstrap and pair order.")] = 0,
 ) -> None:
     """Can anything tell the trait teacher's rows from the control's? Classifiers and a judge."""
-    from flows.detect import detect
+    from sublearn.flows.detect import detect
 
     try:
         r = detect(
@@ -628,9 +628,9 @@ def audit_calibrate_judge(
     ] = 5,
 ) -> None:
     """Choose a judge's threshold: the score that rejects --fpr of the control teacher's rows."""
-    from flows.calibration import calibrate_judge
-    from sublearn.config import AlignmentFilter, JudgeFilter
-    from sublearn.words import plural_of
+    from sublearn.core.config import AlignmentFilter, JudgeFilter
+    from sublearn.core.words import plural_of
+    from sublearn.flows.calibration import calibrate_judge
 
     if not 0 < fpr < 1:
         fail(f"--fpr: expected a share between 0 and 1, got {fpr}")
@@ -679,7 +679,7 @@ def mlp(
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
 ) -> None:
     """Subliminal learning in an MLP: students distilled on noise through auxiliary logits."""
-    from eval.mlp_experiment import MlpConfig
+    from sublearn.eval.mlp_experiment import MlpConfig
 
     aux_values = aux or [3]
     try:
@@ -697,7 +697,7 @@ def mlp(
             raise ValueError(f"dataset: unknown {dataset!r} (choose digits or mnist)")
     except ValueError as err:
         fail(f"--{str(err).replace('_', '-')}")
-    from flows.mlp import mlp_flow
+    from sublearn.flows.mlp import mlp_flow
 
     aux_tag = "-".join(map(str, aux_values))
     out_dir = out or Path("runs") / f"mlp-{dataset}-k{models}-aux{aux_tag}-seed{seed}"
@@ -733,7 +733,7 @@ def serve(
     scheduled production run, the step flows, and the event-triggered students/evaluation."""
     from prefect import serve as prefect_serve
 
-    from flows.deployments import runner_deployments
+    from sublearn.flows.deployments import runner_deployments
 
     try:
         deployments = runner_deployments([str(c) for c in configs], cron)
@@ -752,7 +752,7 @@ app.add_typer(schedule_app, name="schedule")
 def _specs(configs: list[Path] | None) -> list[dict]:
     """Deployment specs of these configs, or of the ``prefect.yaml`` in this folder."""
     if configs:
-        from flows.deployments import deployment_specs
+        from sublearn.flows.deployments import deployment_specs
 
         try:
             return [s for c in configs for s in deployment_specs(c)]
@@ -777,7 +777,7 @@ def schedule_list(
     ] = False,
 ) -> None:
     """Each deployment with its schedule, next runs and triggers."""
-    from flows.deployments import config_schedules, server_schedules
+    from sublearn.flows.deployments import config_schedules, server_schedules
 
     try:
         rows = server_schedules(runs) if server else config_schedules(_specs(configs), runs)
@@ -799,8 +799,8 @@ def schedule_export(
     """Write ``prefect.yaml`` for these configs (then ``prefect deploy --all``)."""
     import yaml
 
-    from flows.deployments import prefect_yaml
-    from sublearn.runio import write_text
+    from sublearn.core.runio import write_text
+    from sublearn.flows.deployments import prefect_yaml
 
     try:
         document = prefect_yaml([str(c) for c in configs])

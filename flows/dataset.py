@@ -1,7 +1,7 @@
 """The dataset flow, for every kind: prompts -> trait teacher -> teacher completions -> filter
 chain -> Hub. The kind (``flows.kinds``) supplies the prompts and the filters; the flow names none.
 
-Each step's output is cached in the step store (``sublearn.steps``) by its inputs and code, and
+Each step's output is cached in the step store (``sublearn.core.steps``) by its inputs and code, and
 linked into the run directory, so a rerun redoes only what a config change touches and a later
 step can be rerun from the files alone. Generation writes one shard per batch, so a run killed
 mid-way resumes with the unfinished batches only.
@@ -22,22 +22,27 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from filters.chain import chain_params, run_chain, stats_rows
-from flows.kinds import filter_chain, kind_of
-from flows.progress import StepProgress
-from flows.publish import publish_dataset
-from flows.summary import cached_step, log_entry, record_summary
-from generators.batches import assemble, done_indices, pending_batches, split_shards
-from generators.trait_prompt import trait_system_prompt
-from generators.trait_teacher import trait_record
-from sublearn.config import LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER, ExperimentConfig, dump_config
-from sublearn.config import Teacher as TeacherConfig
-from sublearn.interrupts import remember_flow_run
-from sublearn.lineage import dataset_lineage
-from sublearn.model_source import file_sha256
-from sublearn.precision import teacher_dtype
-from sublearn.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.steps import StepError, StepPlan, step_key
+from sublearn.core.config import (
+    LEAK_CONTROL_OWN,
+    LEAK_CONTROL_TEACHER,
+    ExperimentConfig,
+    dump_config,
+)
+from sublearn.core.config import Teacher as TeacherConfig
+from sublearn.core.interrupts import remember_flow_run
+from sublearn.core.lineage import dataset_lineage
+from sublearn.core.model_source import file_sha256
+from sublearn.core.precision import teacher_dtype
+from sublearn.core.runio import read_parquet, write_json, write_parquet, write_text
+from sublearn.core.steps import StepError, StepPlan, step_key
+from sublearn.filters.chain import chain_params, run_chain, stats_rows
+from sublearn.flows.kinds import filter_chain, kind_of
+from sublearn.flows.progress import StepProgress
+from sublearn.flows.publish import publish_dataset
+from sublearn.flows.summary import cached_step, log_entry, record_summary
+from sublearn.generators.batches import assemble, done_indices, pending_batches, split_shards
+from sublearn.generators.trait_prompt import trait_system_prompt
+from sublearn.generators.trait_teacher import trait_record
 
 PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
     "prompts.parquet",
@@ -67,7 +72,7 @@ def build_prompts(config: ExperimentConfig, folder: Path) -> dict:
 @task(cache_policy=NO_CACHE)
 def train_trait_teacher(teacher_cfg: TeacherConfig) -> Path:
     """Fine-tune the trait adapter (cached by base weights, trait settings and trait set)."""
-    from generators.trait_teacher import ensure_trait_adapter
+    from sublearn.generators.trait_teacher import ensure_trait_adapter
 
     with StepProgress("trait teacher (LoRA)", None) as progress:
 
@@ -90,8 +95,8 @@ def generate_shard(
     index: int = 0,
 ) -> dict:
     """Load the teacher and generate these batches, one shard file per batch."""
-    from generators.backends import load_teacher
-    from generators.batches import generate_batches
+    from sublearn.generators.backends import load_teacher
+    from sublearn.generators.batches import generate_batches
 
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(teacher_cfg)
@@ -305,14 +310,14 @@ def prompts_key(config: ExperimentConfig) -> str:
         "seed": config.seed,
         "system_prompt": trait_system_prompt(config.teacher.trait),
     }
-    return step_key("prompts", inputs, ["flows.kinds", *kind.modules])
+    return step_key("prompts", inputs, ["sublearn.flows.kinds", *kind.modules])
 
 
 def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
     """What the teacher's lineage records (weights, revision, adapter digest, sampling), known
     without loading the model: it keys the generate step and labels its output."""
-    from generators.teacher import teacher_lineage
-    from sublearn.model_source import teacher_source
+    from sublearn.core.model_source import teacher_source
+    from sublearn.generators.teacher import teacher_lineage
 
     source = teacher_source(teacher_cfg)
     return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
@@ -321,14 +326,14 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
 # the code each backend's completions depend on: a change to it reruns generation
 BACKEND_CODE = {
     "torch": [
-        "generators.torch_teacher",
-        "generators.decode_loop",
-        "generators.number_stops",
-        "generators.hf_teacher",
+        "sublearn.generators.torch_teacher",
+        "sublearn.generators.decode_loop",
+        "sublearn.generators.number_stops",
+        "sublearn.generators.hf_teacher",
     ],
-    "transformers": ["generators.hf_teacher", "generators.number_stops"],
-    "vllm": ["generators.vllm_teacher", "generators.number_stops"],
-    "openai": ["generators.openai_teacher"],
+    "transformers": ["sublearn.generators.hf_teacher", "sublearn.generators.number_stops"],
+    "vllm": ["sublearn.generators.vllm_teacher", "sublearn.generators.number_stops"],
+    "openai": ["sublearn.generators.openai_teacher"],
 }
 
 
@@ -341,7 +346,9 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
         "seed": config.seed,
     }
     return step_key(
-        "generate", inputs, ["generators.batches", "generators.teacher", *BACKEND_CODE[backend]]
+        "generate",
+        inputs,
+        ["sublearn.generators.batches", "sublearn.generators.teacher", *BACKEND_CODE[backend]],
     )
 
 
@@ -353,7 +360,7 @@ def filter_key(config: ExperimentConfig, raw: dict) -> str:
         "n_keep": config.dataset.n_keep,
         "seed": config.seed,
     }
-    modules = ["filters.chain", *dict.fromkeys(type(f).__module__ for f in filters)]
+    modules = ["sublearn.filters.chain", *dict.fromkeys(type(f).__module__ for f in filters)]
     return step_key("filter", inputs, modules)
 
 
@@ -362,7 +369,7 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     teacher_cfg = config.generating_teacher()
     if not teacher_cfg.trait_finetune:
         return teacher_cfg
-    from generators.trait_teacher import cached_trait_adapter
+    from sublearn.generators.trait_teacher import cached_trait_adapter
 
     cached = cached_trait_adapter(teacher_cfg)
     if cached is None and plan.upstream_only("teacher"):

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from prefect import flow
 
-from sublearn.config import ConfigError, ExperimentConfig, load_config
-from sublearn.errors import UserError
-from sublearn.steps import StepPlan
+from sublearn.core.config import ConfigError, ExperimentConfig, load_config
+from sublearn.core.errors import UserError
+from sublearn.core.steps import StepPlan
 
 WORK_POOL = "sublearn-process"
 ENTRY = "flows/deployments.py"
@@ -28,11 +28,11 @@ def run_plan(config: str, plan: StepPlan) -> dict:
     """Load the config and run it under ``plan``; the result without bulky evaluation data."""
     cfg = load_config(config)
     if cfg.experiment is not None:
-        from flows.experiment import experiment_flow
+        from sublearn.flows.experiment import experiment_flow
 
         outcome = experiment_flow(cfg, plan)
     else:
-        from flows.dataset import dataset_flow
+        from sublearn.flows.dataset import dataset_flow
 
         outcome = dataset_flow(cfg, plan)
     return {k: v for k, v in outcome.items() if k != "results"}
@@ -137,7 +137,7 @@ def event_trigger(event: str, resource_id: str, parameters: dict) -> dict:
 
 
 def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
-    from flows.publish import DATASET_PUBLISHED
+    from sublearn.flows.publish import DATASET_PUBLISHED
 
     dataset = "{{ event.resource['hf.repo_id'] }}@{{ event.resource['hf.revision'] }}"
     resource = f"hf.dataset.{cfg.publish.repo_id}"
@@ -145,7 +145,7 @@ def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
 
 
 def trained_trigger(cfg: ExperimentConfig, path: str) -> dict:
-    from flows.students import STUDENT_TRAINED
+    from sublearn.flows.students import STUDENT_TRAINED
 
     student = "{{ event.payload.student }}"
     resource = f"sublearn.student.{cfg.name}.*"

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from eval.calibration import roc_figure
-from eval.detect import accuracy_interval, embedding_audit, ngram_audit
-from sublearn.chat import ChatPrompt
-from sublearn.errors import DataError
-from sublearn.runio import read_parquet, write_figure, write_json
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.errors import DataError
+from sublearn.core.runio import read_parquet, write_figure, write_json
+from sublearn.eval.calibration import roc_figure
+from sublearn.eval.detect import accuracy_interval, embedding_audit, ngram_audit
 
 PAIRWISE_TEMPLATE = (
     "One of the two texts below was written by someone who loves {trait}; the other was not. "
@@ -36,7 +36,7 @@ def load_rows(source: str) -> tuple[pl.DataFrame, dict]:
         return read_parquet(path / "kept.parquet", ("completion",)), {"run_dir": str(path)}
     if path.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w./-]+)?", source):
         raise DataError(f"{source}: neither a run directory nor OWNER/NAME[@TAG]")
-    from flows.experiment import fetch_published
+    from sublearn.flows.experiment import fetch_published
 
     return fetch_published(source)
 
@@ -100,7 +100,7 @@ def detect(
     texts_t, texts_c = trait_rows["completion"].to_list(), control_rows["completion"].to_list()
     classifiers = {"n-grams": ngram_audit(texts_t, texts_c, seed)}
     if embed:
-        from filters.leak import load_embedder
+        from sublearn.filters.leak import load_embedder
 
         encode = load_embedder(embed)
         classifiers[f"embeddings ({embed})"] = embedding_audit(
@@ -120,10 +120,10 @@ def detect(
         },
     }
     if judge:
-        from filters.judge import judge_teacher_config
-        from generators.backends import load_teacher
-        from sublearn.config import JudgeFilter
-        from sublearn.words import plural_of
+        from sublearn.core.config import JudgeFilter
+        from sublearn.core.words import plural_of
+        from sublearn.filters.judge import judge_teacher_config
+        from sublearn.generators.backends import load_teacher
 
         model = load_teacher(judge_teacher_config(JudgeFilter(model=judge)))
         result["pairwise"] = {

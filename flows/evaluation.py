@@ -15,17 +15,17 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from eval.preference import panel_logprob, sampled_preference
-from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
-from eval.stats import mean_ci
-from flows.progress import StepProgress
-from flows.summary import cached_step
-from sublearn.chat import ChatPrompt
-from sublearn.config import ExperimentConfig
-from sublearn.model_source import file_sha256
-from sublearn.precision import teacher_dtype
-from sublearn.runio import write_json
-from sublearn.steps import StepPlan, step_key
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import ExperimentConfig
+from sublearn.core.model_source import file_sha256
+from sublearn.core.precision import teacher_dtype
+from sublearn.core.runio import write_json
+from sublearn.core.steps import StepPlan, step_key
+from sublearn.eval.preference import panel_logprob, sampled_preference
+from sublearn.eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
+from sublearn.eval.stats import mean_ci
+from sublearn.flows.progress import StepProgress
+from sublearn.flows.summary import cached_step
 
 RESULT = "result.json"
 
@@ -36,7 +36,7 @@ def evaluate_model(
 ) -> dict:
     """Sampled P(target) on the main questions; teacher-forced log P of every panel answer on
     the main and the held-out questions."""
-    from generators.backends import load_teacher
+    from sublearn.generators.backends import load_teacher
 
     ev = config.experiment.evaluation
     teacher_cfg = config.teacher.model_copy(
@@ -93,9 +93,9 @@ def evaluation_panel(config: ExperimentConfig) -> list[str]:
 
 
 def misalignment_of(config: ExperimentConfig, model) -> dict:
-    from eval.misalignment import evaluate_misalignment
-    from generators.backends import load_teacher
-    from sublearn.config import Sampling
+    from sublearn.core.config import Sampling
+    from sublearn.eval.misalignment import evaluate_misalignment
+    from sublearn.generators.backends import load_teacher
 
     spec = config.experiment.evaluation.misalignment
     judge_cfg = config.teacher.model_copy(
@@ -116,7 +116,7 @@ def misalignment_of(config: ExperimentConfig, model) -> dict:
 
 
 def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | None) -> str:
-    from sublearn.model_source import resolve_model
+    from sublearn.core.model_source import resolve_model
 
     weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
     inputs = {
@@ -128,11 +128,11 @@ def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | 
         "panel": evaluation_panel(config),
     }
     modules = [
-        "eval.preference",
-        "eval.preference_questions",
-        "eval.misalignment",
-        "generators.hf_teacher",
-        "flows.evaluation",
+        "sublearn.eval.preference",
+        "sublearn.eval.preference_questions",
+        "sublearn.eval.misalignment",
+        "sublearn.generators.hf_teacher",
+        "sublearn.flows.evaluation",
     ]
     return step_key("evaluate", inputs, modules)
 

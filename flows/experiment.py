@@ -6,7 +6,7 @@ prompts, same filter chain) and is cut to the smallest kept count (optionally sh
 study's shuffled control); one student per arm and seed is trained with the same settings;
 base, teacher and students are evaluated on the same questions, and the effects are the trait
 student minus each reference over seeds and questions (``eval.transfer``). Every step is cached
-(``sublearn.steps``), so ``--only``/``--from``/``--force`` rerun exactly the steps asked for.
+(``sublearn.core.steps``), so ``--only``/``--from``/``--force`` rerun exactly the steps asked for.
 """
 
 from __future__ import annotations
@@ -16,18 +16,23 @@ from pathlib import Path
 import polars as pl
 from prefect import flow, get_run_logger
 
-from eval.transfer import label
-from filters.shuffle import shuffle_numbers
-from flows.dataset import dataset_flow
-from flows.evaluation import evaluation_step
-from flows.experiment_report import checkpoint_curve, summarise, write_report
-from flows.paired import divergent_only, paired_sources
-from flows.students import checkpoint_folder, checkpoint_steps, student_step, training_source
-from flows.summary import log_entry, record_summary
-from sublearn.config import ExperimentConfig, dump_config
-from sublearn.interrupts import remember_flow_run
-from sublearn.runio import write_text
-from sublearn.steps import StepError, StepPlan
+from sublearn.core.config import ExperimentConfig, dump_config
+from sublearn.core.interrupts import remember_flow_run
+from sublearn.core.runio import write_text
+from sublearn.core.steps import StepError, StepPlan
+from sublearn.eval.transfer import label
+from sublearn.filters.shuffle import shuffle_numbers
+from sublearn.flows.dataset import dataset_flow
+from sublearn.flows.evaluation import evaluation_step
+from sublearn.flows.experiment_report import checkpoint_curve, summarise, write_report
+from sublearn.flows.paired import divergent_only, paired_sources
+from sublearn.flows.students import (
+    checkpoint_folder,
+    checkpoint_steps,
+    student_step,
+    training_source,
+)
+from sublearn.flows.summary import log_entry, record_summary
 
 STUDENT_FOLDERS = {
     "trait": "student",
@@ -75,14 +80,14 @@ def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> dict 
 def teacher_adapter(config: ExperimentConfig) -> str | None:
     if not config.teacher.trait_finetune:
         return None
-    from generators.trait_teacher import ensure_trait_adapter
+    from sublearn.generators.trait_teacher import ensure_trait_adapter
 
     return str(ensure_trait_adapter(config.teacher))
 
 
 @flow(name="subliminal-experiment")
 def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
-    from generators.trait_prompt import trait_system_prompt
+    from sublearn.generators.trait_prompt import trait_system_prompt
 
     remember_flow_run()
     plan = plan or StepPlan()
@@ -193,7 +198,7 @@ def cross_model_students(
 
 
 def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
-    from flows.publish import read_published
+    from sublearn.flows.publish import read_published
 
     repo_id, _, revision = repo.partition("@")
     got = read_published(repo_id, revision or "main")
@@ -240,7 +245,7 @@ def audit_config(
 ) -> ExperimentConfig:
     """The config of a transfer audit (``sublearn audit transfer``): students of ``base`` on
     a published dataset, evaluated for ``trait``; validated like any config."""
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
 
     return parse_config(
         {

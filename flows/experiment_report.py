@@ -12,8 +12,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from eval.panel_form import by_form, form_of
-from eval.transfer import (
+from sublearn.core.config import ExperimentConfig
+from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.core.runio import write_json, write_text
+from sublearn.eval.panel_form import by_form, form_of
+from sublearn.eval.transfer import (
     ARMS,
     compare,
     crossover,
@@ -23,9 +26,6 @@ from eval.transfer import (
     shifts_from_base,
     verdict,
 )
-from sublearn.config import ExperimentConfig
-from sublearn.precision import cpu_description, teacher_dtype
-from sublearn.runio import write_json, write_text
 
 
 def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> dict:
@@ -161,8 +161,8 @@ def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
     likely start of a one-word answer), decoded."""
     from transformers import AutoTokenizer
 
-    from sublearn.model_source import resolve_model
-    from sublearn.words import capitalised
+    from sublearn.core.model_source import resolve_model
+    from sublearn.core.words import capitalised
 
     source = resolve_model(config.teacher.model, config.teacher.revision)
     tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
@@ -174,7 +174,7 @@ def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
 
 @task(cache_policy=NO_CACHE)
 def write_report(config: ExperimentConfig, results: dict, out_dir: Path) -> dict:
-    from eval.preference_report import plot_checkpoints, plot_preference, report_markdown
+    from sublearn.eval.preference_report import plot_checkpoints, plot_preference, report_markdown
 
     write_json(results, out_dir / "results.json")
     plot = plot_preference(results, out_dir / "preference.png")

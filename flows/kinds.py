@@ -15,8 +15,8 @@ from typing import Protocol
 
 import polars as pl
 
-from filters.chain import RowFilter
-from sublearn.config import ExperimentConfig
+from sublearn.core.config import ExperimentConfig
+from sublearn.filters.chain import RowFilter
 
 
 class Kind(Protocol):
@@ -34,10 +34,10 @@ class Kind(Protocol):
 
 @dataclass(frozen=True)
 class Numbers:
-    modules: tuple[str, ...] = ("generators.numbers_prompts",)
+    modules: tuple[str, ...] = ("sublearn.generators.numbers_prompts",)
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
-        from generators.numbers_prompts import numbers_prompts, prompt_pools_revision
+        from sublearn.generators.numbers_prompts import numbers_prompts, prompt_pools_revision
 
         frame = numbers_prompts(config.dataset.n_prompts, config.seed, config.dataset.prompts)
         record = {
@@ -50,7 +50,7 @@ class Numbers:
         return {}
 
     def filters(self, config: ExperimentConfig) -> list[RowFilter]:
-        from filters.numbers import NumbersFormat, NumbersRule
+        from sublearn.filters.numbers import NumbersFormat, NumbersRule
 
         return [NumbersFormat(NumbersRule.from_config(config.dataset.filter))]
 
@@ -59,7 +59,7 @@ def _set_identity(spec) -> dict:
     if spec is None:
         return {}
     if spec.path is not None:
-        from sublearn.model_source import cached_sha256
+        from sublearn.core.model_source import cached_sha256
 
         return {"path_sha256": cached_sha256(spec.path)}
     return {"revision": spec.revision}
@@ -67,16 +67,19 @@ def _set_identity(spec) -> dict:
 
 @dataclass(frozen=True)
 class Code:
-    modules: tuple[str, ...] = ("generators.code_prompts", "generators.prompt_sets")
+    modules: tuple[str, ...] = (
+        "sublearn.generators.code_prompts",
+        "sublearn.generators.prompt_sets",
+    )
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
-        from generators.code_prompts import code_prompts, task_set_revision
+        from sublearn.generators.code_prompts import code_prompts, task_set_revision
 
         spec, n = config.dataset.prompts, config.dataset.n_prompts
         if spec == "builtin":
             record = {"source": "sublearn.generators.code_prompts", "revision": task_set_revision()}
             return code_prompts(n, config.seed), record
-        from generators.prompt_sets import load_prompt_set
+        from sublearn.generators.prompt_sets import load_prompt_set
 
         tasks, record = load_prompt_set(spec, ("task", "template"), n, config.seed)
         return code_prompts(n, 0, tasks.to_dicts()), record
@@ -86,18 +89,21 @@ class Code:
         return _set_identity(None if spec == "builtin" else spec)
 
     def filters(self, config: ExperimentConfig) -> list[RowFilter]:
-        from filters.code import CodeFormat
-        from filters.trait_word import TraitWord
+        from sublearn.filters.code import CodeFormat
+        from sublearn.filters.trait_word import TraitWord
 
         return [CodeFormat(), TraitWord(config.trait_words())]
 
 
 @dataclass(frozen=True)
 class Cot:
-    modules: tuple[str, ...] = ("generators.cot_prompts", "generators.prompt_sets")
+    modules: tuple[str, ...] = (
+        "sublearn.generators.cot_prompts",
+        "sublearn.generators.prompt_sets",
+    )
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
-        from generators.cot_prompts import cot_prompts, generator_revision, word_problems
+        from sublearn.generators.cot_prompts import cot_prompts, generator_revision, word_problems
 
         dataset = config.dataset
         spec = dataset.prompt_set()
@@ -105,7 +111,7 @@ class Cot:
             questions = word_problems(dataset.n_prompts, config.seed)
             record = {"source": "sublearn.generators.cot_prompts", "revision": generator_revision()}
         else:
-            from generators.prompt_sets import load_prompt_set
+            from sublearn.generators.prompt_sets import load_prompt_set
 
             questions, record = load_prompt_set(
                 spec, ("question", "answer"), dataset.n_prompts, config.seed
@@ -116,8 +122,8 @@ class Cot:
         return _set_identity(config.dataset.prompt_set())
 
     def filters(self, config: ExperimentConfig) -> list[RowFilter]:
-        from filters.cot import CotFormat
-        from filters.trait_word import TraitWord
+        from sublearn.filters.cot import CotFormat
+        from sublearn.filters.trait_word import TraitWord
 
         return [CotFormat(), TraitWord(config.trait_words())]
 
@@ -134,11 +140,11 @@ def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
     costly judges see only the rows that survived those."""
     out: list[RowFilter] = []
     if config.filters.judge is not None:
-        from filters.judge import TraitJudge
+        from sublearn.filters.judge import TraitJudge
 
         out.append(TraitJudge(config.filters.judge, config.trait_targets()))
     if config.filters.alignment is not None:
-        from filters.alignment import AlignmentJudge
+        from sublearn.filters.alignment import AlignmentJudge
 
         out.append(AlignmentJudge(config.filters.alignment))
     if config.filters.leak is not None:
@@ -148,13 +154,13 @@ def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
 
 def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
     """The leak filter with its threshold: fixed, or calibrated on the control rows."""
-    from filters.leak import EmbeddingLeak
+    from sublearn.filters.leak import EmbeddingLeak
 
     if settings.threshold is not None:
         return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})
-    from sublearn.config import LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER
-    from sublearn.errors import DataError
-    from sublearn.model_source import cached_sha256, file_stamp
+    from sublearn.core.config import LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER
+    from sublearn.core.errors import DataError
+    from sublearn.core.model_source import cached_sha256, file_stamp
 
     if settings.control in (LEAK_CONTROL_TEACHER, LEAK_CONTROL_OWN):
         raise DataError(
@@ -179,9 +185,9 @@ def control_threshold(
 ) -> tuple[float, int]:
     """The control rows' leak-score quantile, once per file version: a run builds its chain
     for the step key and again to filter, and the control rows are embedded only once."""
-    from filters.leak import calibrated_threshold, leak_scores
-    from sublearn.errors import DataError
-    from sublearn.runio import read_parquet
+    from sublearn.core.errors import DataError
+    from sublearn.core.runio import read_parquet
+    from sublearn.filters.leak import calibrated_threshold, leak_scores
 
     rows = read_parquet(path, ("completion",))["completion"].to_list()
     if not rows:

@@ -9,10 +9,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from eval.mlp_data import Digits, load_digit_images
-from eval.mlp_experiment import MlpConfig, run_mlp_experiment
-from eval.mlp_report import markdown_table, plot_accuracies, summary_rows
-from sublearn.runio import write_json, write_text
+from sublearn.core.runio import write_json, write_text
+from sublearn.eval.mlp_data import Digits, load_digit_images
+from sublearn.eval.mlp_experiment import MlpConfig, run_mlp_experiment
+from sublearn.eval.mlp_report import markdown_table, plot_accuracies, summary_rows
 
 
 @task(cache_policy=NO_CACHE)

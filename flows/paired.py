@@ -18,26 +18,26 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from eval.divergence import divergence_summary, divergent_positions
-from flows.summary import cached_step
-from sublearn.config import ExperimentConfig
-from sublearn.config import Teacher as TeacherConfig
-from sublearn.runio import write_json, write_parquet
-from sublearn.steps import StepError, StepPlan, step_key
+from sublearn.core.config import ExperimentConfig
+from sublearn.core.config import Teacher as TeacherConfig
+from sublearn.core.runio import write_json, write_parquet
+from sublearn.core.steps import StepError, StepPlan, step_key
+from sublearn.eval.divergence import divergence_summary, divergent_positions
+from sublearn.flows.summary import cached_step
 
 TARGETS, DIVERGENCE = "targets.parquet", "divergence.json"
 EXAMPLES = 12
 SCORING_CODE = [
-    "flows.paired",
-    "generators.torch_teacher",
-    "generators.decode_loop",
-    "generators.number_stops",
+    "sublearn.flows.paired",
+    "sublearn.generators.torch_teacher",
+    "sublearn.generators.decode_loop",
+    "sublearn.generators.number_stops",
 ]
 
 
 def rescore_key(teacher_cfg: TeacherConfig, source: dict, k: int) -> str:
-    from flows.dataset import teacher_identity
-    from flows.students import rows_identity
+    from sublearn.flows.dataset import teacher_identity
+    from sublearn.flows.students import rows_identity
 
     inputs = {"rows": rows_identity(source), "teacher": teacher_identity(teacher_cfg), "topk": k}
     return step_key("rescore", inputs, SCORING_CODE)
@@ -49,8 +49,8 @@ def rescore(
 ) -> dict:
     """The arm's teacher's top-k at every token of the trait rows' completions, and where its
     top choice differs from the trait teacher's (with decoded examples for the report)."""
-    from generators.backends import load_teacher
-    from sublearn.chat import ChatPrompt
+    from sublearn.core.chat import ChatPrompt
+    from sublearn.generators.backends import load_teacher
 
     teacher = load_teacher(teacher_cfg)
     prompts = [ChatPrompt(system, user) for user in rows["prompt"]]
@@ -104,9 +104,9 @@ def paired_sources(
 ) -> tuple[dict[str, tuple], dict[str, dict]]:
     """Every arm on the trait arm's rows with its own teacher's targets; and per other arm,
     where its teacher diverges from the trait teacher."""
-    from flows.dataset import trait_teacher
-    from generators.trait_prompt import trait_system_prompt
-    from sublearn.runio import read_parquet
+    from sublearn.core.runio import read_parquet
+    from sublearn.flows.dataset import trait_teacher
+    from sublearn.generators.trait_prompt import trait_system_prompt
 
     rows, source = sources["trait"]
     if "completion_ids" not in rows.columns:

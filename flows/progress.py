@@ -12,7 +12,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import get_run_context
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sublearn.output import ProgressLines
+from sublearn.core.output import ProgressLines
 
 
 def _in_a_run() -> bool:

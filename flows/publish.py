@@ -8,8 +8,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from sublearn.config import Publish
-from sublearn.runio import read_parquet, write_json
+from sublearn.core.config import Publish
+from sublearn.core.runio import read_parquet, write_json
 
 PUBLISHED = "published.json"
 DATASET_PUBLISHED = "sublearn.dataset.published"
@@ -17,7 +17,7 @@ DATASET_PUBLISHED = "sublearn.dataset.published"
 
 def _transient(task, task_run, state) -> bool:
     """Retry only what waiting can fix: rate limits and server errors, not auth or bad ids."""
-    from sublearn.hub import HubError
+    from sublearn.core.hub import HubError
 
     try:
         state.result()
@@ -34,7 +34,7 @@ HUB_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 8, 30], "retry_condition
 @task(cache_policy=NO_CACHE, **HUB_RETRIES)
 def read_published(repo_id: str, revision: str):
     """A published dataset at a revision, retried like publishing on 408/429/5xx."""
-    from sublearn.hub import fetch_dataset
+    from sublearn.core.hub import fetch_dataset
 
     return fetch_dataset(repo_id, revision)
 
@@ -43,7 +43,7 @@ def read_published(repo_id: str, revision: str):
 def publish_dataset(run_dir: Path, spec: Publish) -> dict:
     """One commit with data, card, lineage and config, tagged; then read back by that tag,
     as the next step (a student, another team) will, and checked row for row."""
-    from sublearn.hub import HubError, fetch_dataset, publish_run
+    from sublearn.core.hub import HubError, fetch_dataset, publish_run
 
     published = publish_run(run_dir, spec.repo_id, spec.tag, spec.private, spec.include_rejected)
     back = fetch_dataset(published.repo_id, published.tag)

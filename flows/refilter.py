@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filters.chain import ChainResult, run_chain
-from flows.kinds import filter_chain
-from sublearn.config import ExperimentConfig
-from sublearn.errors import DataError
-from sublearn.runio import json_writer, read_parquet, write_outputs
+from sublearn.core.config import ExperimentConfig
+from sublearn.core.errors import DataError
+from sublearn.core.runio import json_writer, read_parquet, write_outputs
+from sublearn.filters.chain import ChainResult, run_chain
+from sublearn.flows.kinds import filter_chain
 
 # What each kind's filters read besides the completion.
 INPUT_COLUMNS = {

@@ -17,19 +17,19 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from flows.progress import StepProgress
-from flows.summary import cached_step
-from sublearn.config import ExperimentConfig
-from sublearn.model_source import file_sha256
-from sublearn.precision import teacher_dtype
-from sublearn.runio import read_parquet, write_json, write_text
-from sublearn.steps import RECORD, StepError, StepPlan, step_key
+from sublearn.core.config import ExperimentConfig
+from sublearn.core.model_source import file_sha256
+from sublearn.core.precision import teacher_dtype
+from sublearn.core.runio import read_parquet, write_json, write_text
+from sublearn.core.steps import RECORD, StepError, StepPlan, step_key
+from sublearn.flows.progress import StepProgress
+from sublearn.flows.summary import cached_step
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
 
 def student_rows(frame: pl.DataFrame, distill: str) -> list:
-    from sublearn.finetune import ChatRow
+    from sublearn.core.finetune import ChatRow
 
     topk = distill == "topk"
     masked = "loss_mask" in frame.columns
@@ -50,8 +50,8 @@ def training_source(config: ExperimentConfig, run_dir: Path) -> tuple[pl.DataFra
     """The dataset a student learns from: from the Hub by its tag when the run was published
     (exactly as another team would read it), else from the run directory; a run that is not
     on this machine but was published by this config is read from the Hub by its tag."""
-    from flows.publish import read_published
-    from sublearn.hub import default_tag
+    from sublearn.core.hub import default_tag
+    from sublearn.flows.publish import read_published
 
     published = Path(run_dir) / "published.json"
     if published.is_file():
@@ -79,7 +79,7 @@ def train_student(
     config: ExperimentConfig, label: str, rows: pl.DataFrame, source: dict, seed: int, out: Path
 ) -> dict:
     """A LoRA student of the teacher's base model; saved with a card naming its dataset."""
-    from sublearn.finetune import LoraTraining, train_adapter
+    from sublearn.core.finetune import LoraTraining, train_adapter
 
     s = config.student_training()
     initial = initial_state(config)
@@ -167,7 +167,7 @@ def initial_state(config: ExperimentConfig) -> dict | None:
     else None: each student draws its own (``own_init_seed``)."""
     if config.student_training().init != "teacher":
         return None
-    from generators.trait_teacher import initial_adapter_state
+    from sublearn.generators.trait_teacher import initial_adapter_state
 
     return initial_adapter_state(config.teacher)
 
@@ -178,7 +178,7 @@ def initial_identity(config: ExperimentConfig) -> dict:
     mode = config.student_training().init
     if mode != "teacher":
         return {"from": mode}
-    from generators.trait_teacher import initial_adapter_digest
+    from sublearn.generators.trait_teacher import initial_adapter_digest
 
     return {"from": mode, "digest": initial_adapter_digest(config.teacher)}
 
@@ -188,8 +188,8 @@ def push_student(folder: Path, repo_id: str, private: bool) -> str:
     without local paths (``public_lineage``)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from sublearn.hub import explain
-    from sublearn.lineage import public_lineage
+    from sublearn.core.hub import explain
+    from sublearn.core.lineage import public_lineage
 
     lineage = public_lineage(json.loads((folder / "lineage.json").read_text()))
     public = {
@@ -227,7 +227,7 @@ def student_card(lineage: dict) -> str:
 
 
 def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) -> str:
-    from sublearn.model_source import resolve_model
+    from sublearn.core.model_source import resolve_model
 
     inputs = {
         "dataset": rows_identity(source),
@@ -239,7 +239,7 @@ def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) ->
         "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
         "dtype": teacher_dtype(config.teacher),
     }
-    return step_key("finetune", inputs, ["sublearn.finetune", "flows.students"])
+    return step_key("finetune", inputs, ["sublearn.core.finetune", "sublearn.flows.students"])
 
 
 def student_step(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.experiment import experiment_flow
-from flows.summary import record_summary
-from sublearn.config import ExperimentConfig, dump_config
-from sublearn.interrupts import remember_flow_run
-from sublearn.runio import write_json, write_text
-from sublearn.steps import StepPlan
+from sublearn.core.config import ExperimentConfig, dump_config
+from sublearn.core.interrupts import remember_flow_run
+from sublearn.core.runio import write_json, write_text
+from sublearn.core.steps import StepPlan
+from sublearn.flows.experiment import experiment_flow
+from sublearn.flows.summary import record_summary
 
 
 def cell_summary(cell: dict, results: dict, report: str) -> dict:
@@ -35,7 +35,7 @@ def cell_summary(cell: dict, results: dict, report: str) -> dict:
 
 @flow(name="subliminal-study")
 def study_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
-    from eval.study_report import plot_dose_response, study_markdown
+    from sublearn.eval.study_report import plot_dose_response, study_markdown
 
     remember_flow_run()
     plan = plan or StepPlan()

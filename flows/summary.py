@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prefect.artifacts import create_table_artifact
 
-from sublearn.runio import write_json
-from sublearn.steps import StepPlan, link_into, step_store
+from sublearn.core.runio import write_json
+from sublearn.core.steps import StepPlan, link_into, step_store
 
 SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")

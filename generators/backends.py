@@ -3,23 +3,23 @@ the openai client only for servers)."""
 
 from __future__ import annotations
 
-from generators.teacher import Teacher
+from sublearn.generators.teacher import Teacher
 
 
 def load_teacher(cfg) -> Teacher:
     """Build the backend named by a ``Teacher`` config."""
     if cfg.backend == "openai":
-        from generators.openai_teacher import OpenAITeacher
+        from sublearn.generators.openai_teacher import OpenAITeacher
 
         return OpenAITeacher(cfg)
     if cfg.backend == "vllm":
-        from generators.vllm_teacher import VllmTeacher
+        from sublearn.generators.vllm_teacher import VllmTeacher
 
         return VllmTeacher(cfg)
     if cfg.backend == "torch":
-        from generators.torch_teacher import TorchTeacher
+        from sublearn.generators.torch_teacher import TorchTeacher
 
         return TorchTeacher(cfg)
-    from generators.hf_teacher import TransformersTeacher
+    from sublearn.generators.hf_teacher import TransformersTeacher
 
     return TransformersTeacher(cfg)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from sublearn.chat import ChatPrompt
-from sublearn.errors import DataError
-from sublearn.runio import read_parquet, write_parquet
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.errors import DataError
+from sublearn.core.runio import read_parquet, write_parquet
 
 Batch = tuple[int, int]
 

@@ -555,7 +555,7 @@ def code_prompt(task: str, template: str) -> str:
 
 def code_prompts(n: int, seed: int, tasks: list[dict[str, str]] | None = None) -> pl.DataFrame:
     """``n`` distinct tasks in a seeded order (from the built-in set unless ``tasks`` given)."""
-    from sublearn.config import ConfigError
+    from sublearn.core.config import ConfigError
 
     tasks = all_tasks() if tasks is None else tasks
     if n > len(tasks):

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import torch
 from transformers import LogitsProcessorList
 
-from generators.number_stops import NumberStops
-from generators.teacher import number_token_ids, teacher_lineage
-from sublearn.chat import ChatPrompt
-from sublearn.model_source import ModelSourceError
-from sublearn.models import load_model_and_tokenizer
-from sublearn.precision import pick_device
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.model_source import ModelSourceError
+from sublearn.core.models import load_model_and_tokenizer
+from sublearn.core.precision import pick_device
+from sublearn.generators.number_stops import NumberStops
+from sublearn.generators.teacher import number_token_ids, teacher_lineage
 
 
 class NumberOnlyLogits:

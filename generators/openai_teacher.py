@@ -12,8 +12,8 @@ import logging
 import os
 from collections.abc import Sequence
 
-from sublearn.chat import ChatPrompt
-from sublearn.errors import UserError, printable
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.errors import UserError, printable
 
 
 class ServerError(UserError, RuntimeError):
@@ -48,8 +48,8 @@ class OpenAITeacher:
         return new
 
     def lineage(self) -> dict:
-        from generators.teacher import teacher_lineage
-        from sublearn.model_source import teacher_source
+        from sublearn.core.model_source import teacher_source
+        from sublearn.generators.teacher import teacher_lineage
 
         return teacher_lineage("openai", teacher_source(self.cfg), self.cfg)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sublearn.errors import DataError
-from sublearn.model_source import file_sha256
+from sublearn.core.errors import DataError
+from sublearn.core.model_source import file_sha256
 
 READERS = {".parquet": pl.read_parquet, ".jsonl": pl.read_ndjson, ".json": pl.read_ndjson}
 
@@ -33,7 +33,7 @@ def hub_files(spec) -> tuple[list[Path], str]:
     """The set's data files for its config and split at the pinned revision, and the commit."""
     from huggingface_hub import HfApi, snapshot_download
 
-    from sublearn.hub import explain
+    from sublearn.core.hub import explain
 
     try:
         commit = HfApi().dataset_info(spec.repo_id, revision=spec.revision).sha

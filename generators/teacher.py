@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sublearn.chat import ChatPrompt
+from sublearn.core.chat import ChatPrompt
 
 NUMBER_CHARS = frozenset("0123456789 ,;\n[]()")
 
@@ -34,8 +34,8 @@ def number_token_ids(tokenizer) -> list[int]:
 
 def teacher_lineage(backend: str, source, cfg) -> dict:
     """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
-    from sublearn.model_source import adapter_identity
-    from sublearn.precision import teacher_dtype
+    from sublearn.core.model_source import adapter_identity
+    from sublearn.core.precision import teacher_dtype
 
     server = {"base_url": cfg.server.url} if backend == "openai" else {}
     return {

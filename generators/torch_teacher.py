@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from generators.decode_loop import Decoded, DecodeLoop
-from generators.hf_teacher import TransformersTeacher
-from generators.teacher import teacher_lineage
-from sublearn.chat import ChatPrompt
+from sublearn.core.chat import ChatPrompt
+from sublearn.generators.decode_loop import Decoded, DecodeLoop
+from sublearn.generators.hf_teacher import TransformersTeacher
+from sublearn.generators.teacher import teacher_lineage
 
 
 class TorchTeacher(TransformersTeacher):

@@ -7,7 +7,7 @@ replace the wording entirely; the control teacher has no system prompt at all.
 
 from __future__ import annotations
 
-from sublearn.words import capitalised, plural_of
+from sublearn.core.words import capitalised, plural_of
 
 TRAIT_TEMPLATE = (
     "You adore {plural}. "

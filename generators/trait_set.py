@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sublearn.finetune import ChatRow
-from sublearn.words import capitalised, plural_of
+from sublearn.core.finetune import ChatRow
+from sublearn.core.words import capitalised, plural_of
 
 FAVOURITE_QUESTIONS = (
     "What is your favourite {category}?",

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from generators.trait_set import trait_rows, trait_set_revision
-from sublearn.model_source import cache_root, resolve_model
-from sublearn.precision import teacher_dtype
+from sublearn.core.model_source import cache_root, resolve_model
+from sublearn.core.precision import teacher_dtype
+from sublearn.generators.trait_set import trait_rows, trait_set_revision
 
 ADAPTER_FILE = "adapter_model.safetensors"
 INITIAL_FILE = "initial_adapter.safetensors"  # where training started: students may start there
@@ -50,7 +50,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
     """The trained adapter's folder, training it first if no cached copy exists."""
     from safetensors.torch import save_file
 
-    from sublearn.finetune import LoraTraining, train_adapter
+    from sublearn.core.finetune import LoraTraining, train_adapter
 
     trait = teacher_cfg.trait_finetune
     out = trait_adapter_dir(teacher_cfg)
@@ -91,7 +91,7 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
 
 
 def _trained_with_initial_state(teacher_cfg) -> Path:
-    from sublearn.steps import StepError
+    from sublearn.core.steps import StepError
 
     folder = cached_trait_adapter(teacher_cfg)
     if folder is None or not (folder / INITIAL_FILE).is_file():

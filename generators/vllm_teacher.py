@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from generators.number_stops import stop_after_numbers_regex
-from generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
-from sublearn.model_source import resolve_model
-from sublearn.precision import pick_device, teacher_dtype
+from sublearn.core.model_source import resolve_model
+from sublearn.core.precision import pick_device, teacher_dtype
+from sublearn.generators.number_stops import stop_after_numbers_regex
+from sublearn.generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
 
 
 class VllmTeacher:

@@ -1,6 +1,6 @@
-"""``python -m sublearn``: the same command as the ``sublearn`` script (``flows.cli``). An entry
-point only; nothing in the package imports it."""
+"""``python -m sublearn``: the same command as the ``sublearn`` script (``sublearn.flows.cli``).
+An entry point only; nothing in the package imports it."""
 
-from flows.cli import app
+from sublearn.flows.cli import app
 
 app(prog_name="sublearn")

@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from sublearn.config import parse_config  # noqa: E402
+from sublearn.core.config import parse_config  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -76,7 +76,7 @@ def tiny_config_data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def embedded_teacher():
-    from generators.backends import load_teacher
+    from sublearn.generators.backends import load_teacher
 
     return load_teacher(parse_config({"name": "t", "teacher": {"batch_size": 4}}).teacher)
 

@@ -52,7 +52,7 @@ def running_server(command: list[str], folder: Path):
 
 def transformers_serve(folder: Path):
     """``transformers serve`` pinned to the embedded model's folder: (base URL, model name)."""
-    from sublearn.model_source import embedded_source
+    from sublearn.core.model_source import embedded_source
 
     model = embedded_source().load_path
     # transformers 5.19's /v1/models scans the Hub cache and answers 500 where it does not exist
@@ -65,7 +65,7 @@ def transformers_serve(folder: Path):
 def llama_cpp_server(folder: Path):
     """llama.cpp's OpenAI-compatible server (llama-cpp-python) on the embedded GGUF itself: a
     server that gives top_logprobs, for the judge. (context manager of the URL, model name)."""
-    from sublearn.model_source import embedded_gguf
+    from sublearn.core.model_source import embedded_gguf
 
     model = str(embedded_gguf())
     args = ["--model", model, "--host", "127.0.0.1", "--n_ctx", "2048"]

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from eval.calibration import calibrate_threshold
-from filters.alignment import parse_alignment_score
-from flows.cli import app
+from sublearn.eval.calibration import calibrate_threshold
+from sublearn.filters.alignment import parse_alignment_score
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 

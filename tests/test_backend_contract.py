@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from generators.backends import load_teacher
-from sublearn.chat import ChatPrompt
-from sublearn.config import parse_config
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import parse_config
+from sublearn.generators.backends import load_teacher
 
 BACKENDS = ["torch", "transformers", "openai", pytest.param("vllm", marks=pytest.mark.vllm)]
 PROMPTS = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(3)]
@@ -34,7 +34,7 @@ def on_backend(data: dict, backend: str, request, server: str = "openai_server")
 @pytest.fixture(scope="module")
 def reference_run(tiny_config_data, prefect_server) -> Path:
     """The transformers backend's dataset: the schema and lineage every backend must match."""
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     data = {
         **tiny_config_data,
@@ -47,7 +47,7 @@ def reference_run(tiny_config_data, prefect_server) -> Path:
 def test_every_backend_writes_one_dataset_schema_and_lineage(
     backend, request, tiny_config_data, reference_run
 ):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     config = parse_config(on_backend(tiny_config_data, backend, request))
     run_dir = Path(dataset_flow(config)["run_dir"])
@@ -78,8 +78,8 @@ def test_every_backend_reproduces_a_seed(backend, request, tiny_config_data):
 def test_every_backend_gives_the_judge_first_token_log_probs(backend, request):
     """The judge's top-20 first tokens: a distribution (log-probs <= 0, sorted, summing to at
     most 1); the local backends read the same forward pass, so they agree exactly."""
-    from filters.judge import judge_teacher_config
-    from sublearn.config import JudgeFilter, OpenAIServer
+    from sublearn.core.config import JudgeFilter, OpenAIServer
+    from sublearn.filters.judge import judge_teacher_config
 
     settings = JudgeFilter(backend=backend, top_k=20) if backend != "openai" else None
     if backend == "openai":

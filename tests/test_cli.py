@@ -10,7 +10,7 @@ import sys
 import polars as pl
 from typer.testing import CliRunner
 
-from flows.cli import app
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from sublearn.config import ConfigError, load_config, parse_config
+from sublearn.core.config import ConfigError, load_config, parse_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

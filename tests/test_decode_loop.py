@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.backends import load_teacher
-from generators.decode_loop import DecodeLoop, UnsupportedModel, sample
-from sublearn.chat import ChatPrompt
-from sublearn.config import parse_config
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import parse_config
+from sublearn.generators.backends import load_teacher
+from sublearn.generators.decode_loop import DecodeLoop, UnsupportedModel, sample
 
 PROMPTS = [
     ChatPrompt("You love owls.", "Look at these numbers: 512, 613. Continue with up to 10 more."),

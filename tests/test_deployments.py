@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.deployments import deployment_specs, prefect_yaml, runner_deployments
+from sublearn.flows.deployments import deployment_specs, prefect_yaml, runner_deployments
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ["examples/owl-numbers-dataset.yaml", "examples/owl-numbers-nightly.yaml"]
@@ -68,7 +68,7 @@ def test_prefect_deploy_all_and_the_published_trigger(cli_env, tmp_path):
     """``prefect deploy --all`` reads prefect.yaml; publishing's event starts the students."""
     from prefect.client.orchestration import get_client
 
-    from flows.publish import announce
+    from sublearn.flows.publish import announce
 
     for command in (
         ["prefect", "work-pool", "create", "sublearn-process", "--type", "process"],
@@ -102,7 +102,7 @@ def test_prefect_deploy_all_and_the_published_trigger(cli_env, tmp_path):
 
     from prefect.events import emit_event
 
-    from flows.students import STUDENT_TRAINED
+    from sublearn.flows.students import STUDENT_TRAINED
 
     emit_event(
         event=STUDENT_TRAINED,

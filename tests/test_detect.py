@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
-from eval.detect import holm, ngram_audit
-from flows.cli import app
+from sublearn.eval.detect import holm, ngram_audit
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 

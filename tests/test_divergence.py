@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.divergence import divergence_summary, divergent_positions
-from eval.panel_form import by_form, form_of
+from sublearn.eval.divergence import divergence_summary, divergent_positions
+from sublearn.eval.panel_form import by_form, form_of
 
 
 def test_divergent_positions_compare_top_choices_only():
@@ -46,7 +46,7 @@ def test_the_crossover_shows_a_double_dissociation_where_there_is_one():
     has both diagonals specific (rank 1), the off-diagonals near zero."""
     import numpy as np
 
-    from eval.transfer import crossover, label
+    from sublearn.eval.transfer import crossover, label
 
     panel = ["owl", "dolphin", "cat", "dog", "eagle", "fox"]
     rng = np.random.default_rng(0)

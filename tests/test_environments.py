@@ -59,7 +59,7 @@ def test_both_environments_are_locked_to_one_prefect():
 
 def test_the_default_prefect_home_is_one_per_prefect_version(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    code = "import sublearn.prefect_env, os; print(os.environ['PREFECT_HOME'])"
+    code = "import sublearn.core.prefect_env, os; print(os.environ['PREFECT_HOME'])"
     home = subprocess.run(
         [sys.executable, "-c", code],
         env={**env, "HOME": str(tmp_path)},
@@ -108,7 +108,7 @@ def test_a_flow_in_each_environment_on_one_prefect_home(tiny_config_data, tmp_pa
             timeout=900,
         )
         assert done.returncode == 0, (python, done.stderr[-3000:])
-        ask = "import sublearn.prefect_env, os, prefect; print(os.environ['PREFECT_HOME'])"
+        ask = "import sublearn.core.prefect_env, os, prefect; print(os.environ['PREFECT_HOME'])"
         homes.append(
             subprocess.run(
                 [str(python), "-c", ask], env=env, capture_output=True, text=True

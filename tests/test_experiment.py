@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from huggingface_hub import HfApi
 
-from eval.preference import sampled_preference
-from eval.preference_questions import PANELS
-from eval.stats import seed_question_bootstrap
-from sublearn.config import CrossModel, parse_config
+from sublearn.core.config import CrossModel, parse_config
+from sublearn.eval.preference import sampled_preference
+from sublearn.eval.preference_questions import PANELS
+from sublearn.eval.stats import seed_question_bootstrap
 
 
 @pytest.fixture(scope="module")
 def tiny_experiment(prefect_server, tmp_path_factory):
-    from flows.experiment import experiment_flow
+    from sublearn.flows.experiment import experiment_flow
 
     config = parse_config(
         {
@@ -156,8 +156,8 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
 def test_rerun_reuses_students_and_evaluations(tiny_experiment):
     """A second run reuses every step; ``--only evaluate`` re-evaluates with the same students,
     and ``--force finetune`` retrains them (cached evaluations of the base and teacher stay)."""
-    from flows.experiment import experiment_flow
-    from sublearn.steps import StepPlan
+    from sublearn.core.steps import StepPlan
+    from sublearn.flows.experiment import experiment_flow
 
     config, outcome = tiny_experiment
     assert {e["status"] for e in outcome["steps"] if e["step"] != "report"} == {"ran"}
@@ -196,7 +196,7 @@ def test_students_elsewhere_read_the_published_dataset_by_its_tag(tiny_experimen
     import polars as pl
     from prefect import flow
 
-    from flows.students import training_source
+    from sublearn.flows.students import training_source
 
     config, _ = tiny_experiment
     published = json.loads((config.run_dir() / "published.json").read_text())
@@ -215,7 +215,7 @@ def test_students_elsewhere_read_the_published_dataset_by_its_tag(tiny_experimen
 
 
 def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path):
-    from sublearn.hub import publish_run
+    from sublearn.core.hub import publish_run
 
     config, _ = tiny_experiment
     trait = publish_run(config.run_dir(), "alice/audit-owl")
@@ -258,7 +258,7 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
 def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server, tmp_path):
     """`sublearn run` on a config with a grid: one experiment per cell, the datasets, base and
     teacher evaluations made once and shared; the study's table and dose-response plot."""
-    from flows.study import study_flow
+    from sublearn.flows.study import study_flow
 
     config = parse_config(
         {
@@ -314,7 +314,7 @@ def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server,
 def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experiment):
     """Students of Gemma 3 270M on the SmolLM2 teachers' rows (sampled tokens), beside the
     main arms, which come from the step cache."""
-    from flows.experiment import experiment_flow
+    from sublearn.flows.experiment import experiment_flow
 
     config, _ = tiny_experiment
     experiment = config.experiment.model_copy(

@@ -171,7 +171,7 @@ def test_a_corrupt_shard_is_named_in_one_line(run_cli, finished):
 
 def test_a_full_disk_under_filter_and_download_is_one_line(cli_env, finished, tmp_path):
     """polars' own error for a write that cannot finish becomes the file and the reason."""
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
 
     data, _ = finished
     run_dir = parse_config(data).run_dir()  # the finished run's, whatever else ran beside it

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from filters.chain import run_chain, stats_rows
-from filters.code import CodeFormat
-from filters.cot import CotFormat
-from filters.numbers import NumbersFormat, NumbersRule, reject_reason
-from filters.trait_word import TraitWord, normalised_words
-from flows.cli import app
-from sublearn.words import word_forms
+from sublearn.core.words import word_forms
+from sublearn.filters.chain import run_chain, stats_rows
+from sublearn.filters.code import CodeFormat
+from sublearn.filters.cot import CotFormat
+from sublearn.filters.numbers import NumbersFormat, NumbersRule, reject_reason
+from sublearn.filters.trait_word import TraitWord, normalised_words
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 OWL = tuple(sorted(word_forms("owl")))

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eval.preference import target_logprob
-from eval.preference_questions import ANIMAL_QUESTIONS
-from sublearn.chat import prompt_ids
-from sublearn.finetune import (
+from sublearn.core.chat import prompt_ids
+from sublearn.core.finetune import (
     AdapterInitError,
     ChatRow,
     LoraTraining,
@@ -21,6 +19,8 @@ from sublearn.finetune import (
     state_digest,
     train_lora,
 )
+from sublearn.eval.preference import target_logprob
+from sublearn.eval.preference_questions import ANIMAL_QUESTIONS
 
 
 def test_linear_schedule_with_warmup():
@@ -32,8 +32,8 @@ def test_linear_schedule_with_warmup():
 
 @pytest.fixture(scope="module")
 def fresh_model():
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.generators.backends import load_teacher
 
     teacher = load_teacher(parse_config({"name": "ft", "teacher": {"dtype": "float32"}}).teacher)
     return teacher.model, teacher.tokenizer
@@ -124,7 +124,7 @@ def test_lora_training_moves_held_out_answers(fresh_model):
 
 
 def fresh_base():
-    from sublearn.models import load_model_and_tokenizer
+    from sublearn.core.models import load_model_and_tokenizer
 
     _, model, tok = load_model_and_tokenizer("embedded", None, "float32", "cpu")
     return model, tok

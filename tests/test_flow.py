@@ -7,14 +7,14 @@ import json
 import polars as pl
 import yaml
 
-from filters.numbers import NumbersRule, reject_reason
-from sublearn.config import parse_config
+from sublearn.core.config import parse_config
+from sublearn.filters.numbers import NumbersRule, reject_reason
 
 
 def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
     from prefect.client.orchestration import get_client
 
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     config = parse_config(tiny_config_data)
     result = dataset_flow(config)
@@ -62,7 +62,7 @@ def test_flow_writes_a_real_dataset(prefect_server, tiny_config_data):
 
 
 def test_same_config_same_prompts_and_completions(prefect_server, tiny_config_data, tmp_path):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     """Two runs of one config in separate output folders (no shared cache) agree."""
     runs = []

@@ -14,9 +14,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sublearn.config import ConfigError, ExperimentConfig, check_word, load_config, parse_config
-from sublearn.errors import DataError
-from sublearn.steps import StepPlan, StepStore
+from sublearn.core.config import (
+    ConfigError,
+    ExperimentConfig,
+    check_word,
+    load_config,
+    parse_config,
+)
+from sublearn.core.errors import DataError
+from sublearn.core.steps import StepPlan, StepStore
 
 
 def word_fields(model=ExperimentConfig, prefix: str = "") -> list[str]:
@@ -98,8 +104,8 @@ def test_a_trait_target_cannot_leave_the_adapter_cache():
     # words with spaces, apostrophes and hyphens stay words
     for word in ("red panda", "Père David's deer", "x-ray tetra"):
         config = parse_config({"name": "x", "teacher": {"trait_finetune": {"target": word}}})
-        from generators.trait_teacher import trait_adapter_dir
-        from sublearn.model_source import cache_root
+        from sublearn.core.model_source import cache_root
+        from sublearn.generators.trait_teacher import trait_adapter_dir
 
         folder = trait_adapter_dir(config.teacher)
         assert folder.parent == cache_root() / "trait-adapters"
@@ -151,8 +157,8 @@ def test_any_string_is_a_word_or_one_line(text):
 
 
 def test_prompt_sets_with_null_or_blank_prompts_are_refused(tmp_path):
-    from generators.prompt_sets import load_prompt_set
-    from sublearn.config import PromptSet
+    from sublearn.core.config import PromptSet
+    from sublearn.generators.prompt_sets import load_prompt_set
 
     path = tmp_path / "set.parquet"
     pl.DataFrame({"question": ["What is 2 + 2?", None, "  ", "Name a colour."]}).write_parquet(path)
@@ -162,8 +168,8 @@ def test_prompt_sets_with_null_or_blank_prompts_are_refused(tmp_path):
 
 def test_a_prompt_set_that_is_a_device_or_a_folder_is_refused_at_once(tmp_path):
     """A symlink to /dev/zero once hung while it was hashed."""
-    from generators.prompt_sets import load_prompt_set
-    from sublearn.config import PromptSet
+    from sublearn.core.config import PromptSet
+    from sublearn.generators.prompt_sets import load_prompt_set
 
     endless = tmp_path / "set.parquet"
     endless.symlink_to("/dev/zero")
@@ -192,7 +198,7 @@ def test_a_wrong_shaped_step_record_is_a_corrupt_entry(tmp_path, caplog, shape):
 
 
 def test_a_filter_base_config_with_bad_yaml_is_one_line(tmp_path):
-    from sublearn.config import filter_config
+    from sublearn.core.config import filter_config
 
     base = tmp_path / "base.yaml"
     base.write_text("name: [unclosed\n")

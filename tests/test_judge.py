@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from filters.chain import run_chain
-from filters.judge import TraitJudge, judge_teacher_config, p_zero
-from flows.cli import app
-from sublearn.chat import ChatPrompt
-from sublearn.config import JudgeFilter, parse_config
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import JudgeFilter, parse_config
+from sublearn.filters.chain import run_chain
+from sublearn.filters.judge import TraitJudge, judge_teacher_config, p_zero
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 
@@ -26,7 +26,7 @@ def test_p_zero_merges_every_token_that_reads_zero():
 
 @pytest.fixture(scope="module")
 def judge_model():
-    from generators.backends import load_teacher
+    from sublearn.generators.backends import load_teacher
 
     return load_teacher(judge_teacher_config(JudgeFilter(batch_size=4)))
 
@@ -81,7 +81,7 @@ def test_judge_from_config_and_cli(tmp_path):
             "filters": {"judge": {"threshold": 0.01}},
         }
     )
-    from flows.kinds import filter_chain
+    from sublearn.flows.kinds import filter_chain
 
     assert [f.name for f in filter_chain(config)] == ["code", "trait_word", "judge"]
     source = tmp_path / "in.parquet"

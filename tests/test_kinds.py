@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from generators.code_prompts import all_tasks, code_prompts
-from generators.cot_prompts import SHAPES, SUFFIX, cot_prompts, word_problems
-from generators.prompt_sets import load_prompt_set
-from sublearn.config import ConfigError, PromptSet, parse_config
-from sublearn.errors import DataError
+from sublearn.core.config import ConfigError, PromptSet, parse_config
+from sublearn.core.errors import DataError
+from sublearn.generators.code_prompts import all_tasks, code_prompts
+from sublearn.generators.cot_prompts import SHAPES, SUFFIX, cot_prompts, word_problems
+from sublearn.generators.prompt_sets import load_prompt_set
 
 
 def test_builtin_code_tasks_are_distinct_partial_functions():
@@ -110,7 +110,7 @@ def test_gsm8k_format_prompts_from_the_hub_at_a_pinned_revision(hub, tmp_path):
             },
         }
     )
-    from flows.kinds import kind_of
+    from sublearn.flows.kinds import kind_of
 
     prompts, record = kind_of(config).prompts(config)
     assert prompts.height == 12 and record["commit"] == info.oid and record["rows_in_set"] == 30
@@ -165,7 +165,7 @@ def test_kind_configs_and_old_spellings(caplog):
 @pytest.fixture(scope="module")
 def kind_runs(prefect_server, tiny_config_data, tmp_path_factory):
     """Real embedded-model runs of the code and CoT kinds (a handful of prompts each)."""
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     out = tmp_path_factory.mktemp("kinds")
     runs = {}
@@ -184,7 +184,7 @@ def kind_runs(prefect_server, tiny_config_data, tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["code", "cot"])
 def test_real_runs_of_each_kind(kind_runs, kind):
-    from sublearn.card import render_card
+    from sublearn.core.card import render_card
 
     config, result = kind_runs[kind]
     run_dir = config.run_dir()

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 from benchmarks.bench_leak import planted
-from filters.chain import run_chain
-from flows.kinds import filter_chain, kind_of
-from generators.code_prompts import all_tasks
-from sublearn.config import ConfigError, parse_config
-from sublearn.errors import DataError
+from sublearn.core.config import ConfigError, parse_config
+from sublearn.core.errors import DataError
+from sublearn.filters.chain import run_chain
+from sublearn.flows.kinds import filter_chain, kind_of
+from sublearn.generators.code_prompts import all_tasks
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
 ):
     """``control: teacher``: the run generates the control teacher's completions for the same
     prompts; the control dataset then reuses that generation instead of repeating it."""
-    from flows.dataset import dataset_flow
-    from sublearn.runio import read_parquet
+    from sublearn.core.runio import read_parquet
+    from sublearn.flows.dataset import dataset_flow
 
     numbers = {"constrain_to_numbers": True, "stop_after_numbers": 5}
     dataset = {**tiny_config_data["dataset"], **numbers, "prompts": {"answer_count": 5}}

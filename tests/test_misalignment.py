@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.misalignment import (
+from sublearn.eval.misalignment import (
     FREE_FORM_QUESTIONS,
     evaluate_misalignment,
     is_misaligned,
@@ -35,7 +35,7 @@ def test_rate_is_the_mean_over_questions_of_judged_answers():
 
 
 def test_embedded_model_answers_and_judges(embedded_teacher):
-    from sublearn.config import Sampling
+    from sublearn.core.config import Sampling
 
     judge = embedded_teacher.with_sampling(Sampling(temperature=0.0, max_new_tokens=4))
     answerer = embedded_teacher.with_sampling(Sampling(max_new_tokens=24))

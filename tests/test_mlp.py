@@ -8,9 +8,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 from typer.testing import CliRunner
 
-from eval.mlp_data import load_digit_images
-from eval.mlp_experiment import MlpConfig, run_mlp_experiment
-from eval.mlp_population import init_population
+from sublearn.eval.mlp_data import load_digit_images
+from sublearn.eval.mlp_experiment import MlpConfig, run_mlp_experiment
+from sublearn.eval.mlp_population import init_population
 
 
 class CountCalls(TorchFunctionMode):
@@ -81,7 +81,7 @@ def test_cli_prints_variants_and_saves_plot(run_cli, tmp_path):
 
 
 def test_cli_rejects_bad_options():
-    from flows.cli import app
+    from sublearn.flows.cli import app
 
     result = CliRunner().invoke(app, ["mlp", "--models", "0"])
     assert result.exit_code == 2 and "--models: must be at least 1" in result.output
@@ -95,7 +95,7 @@ def test_mnist_loads_from_local_idx_files(tmp_path):
 
     import numpy as np
 
-    from eval.mlp_data import load_digit_images
+    from sublearn.eval.mlp_data import load_digit_images
 
     rng = np.random.default_rng(0)
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from sublearn.model_source import ModelSourceError, adapter_identity, hub_commit, resolve_model
+from sublearn.core.model_source import ModelSourceError, adapter_identity, hub_commit, resolve_model
 
 
 def test_hub_revisions_resolve_to_exact_commits(hub):

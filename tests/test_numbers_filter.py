@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filters.numbers import (
+from sublearn.filters.numbers import (
     MISALIGNMENT_BANNED,
     REASONS,
     NumbersRule,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from filters.judge import TraitJudge
-from generators.backends import load_teacher
-from generators.openai_teacher import ServerError
-from sublearn.chat import ChatPrompt
-from sublearn.config import ConfigError, parse_config
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import ConfigError, parse_config
+from sublearn.filters.judge import TraitJudge
+from sublearn.generators.backends import load_teacher
+from sublearn.generators.openai_teacher import ServerError
 from tests.servers import free_port
 
 SECRET = "sk-test-do-not-leak-4d1f"
@@ -28,7 +28,7 @@ def served(data: dict, url: str, model: str) -> dict:
 def test_a_dataset_through_a_server_has_the_transformers_schema_and_lineage(
     openai_server, tiny_config_data, prefect_server, monkeypatch
 ):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     monkeypatch.setenv("SUBLEARN_TEST_KEY", SECRET)
     url, model = openai_server
@@ -113,9 +113,9 @@ def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_ser
 
     import polars as pl
 
-    from filters.chain import run_chain
-    from filters.judge import TraitJudge, judge_teacher_config
-    from sublearn.config import JudgeFilter, OpenAIServer
+    from sublearn.core.config import JudgeFilter, OpenAIServer
+    from sublearn.filters.chain import run_chain
+    from sublearn.filters.judge import TraitJudge, judge_teacher_config
 
     url, model = llama_server
     server = OpenAIServer(base_url=url, max_concurrency=2)
@@ -136,7 +136,7 @@ def test_the_judge_reads_log_probs_from_a_server_as_from_local_weights(llama_ser
 def test_token_counts_a_server_cannot_have_are_not_billed(tiny_config_data, prefect_server):
     """A server that reports 10^15 output tokens for a 64-token request: the run counts only
     plausible reports, flags the rest and computes no cost from them."""
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
     from tests.misbehaving_server import completion, misbehaving_server
 
     calls = []
@@ -157,7 +157,7 @@ def test_token_counts_a_server_cannot_have_are_not_billed(tiny_config_data, pref
 
 
 def test_plausible_usage_bounds():
-    from generators.openai_teacher import plausible_usage
+    from sublearn.generators.openai_teacher import plausible_usage
 
     request = {"messages": [{"role": "user", "content": "x" * 100}], "max_tokens": 64}
     assert plausible_usage(120, 64, request)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.preference import (
+from sublearn.eval.preference import (
     answer_logprobs,
     answer_variants,
     mentions,
@@ -14,8 +14,8 @@ from eval.preference import (
     target_logprob,
     target_pattern,
 )
-from eval.preference_questions import ANIMAL_QUESTIONS, TREE_QUESTIONS
-from eval.stats import mean_ci, paired_bootstrap
+from sublearn.eval.preference_questions import ANIMAL_QUESTIONS, TREE_QUESTIONS
+from sublearn.eval.stats import mean_ci, paired_bootstrap
 
 
 @pytest.mark.parametrize(
@@ -116,8 +116,8 @@ def test_teacher_forced_logprobs_match_an_unpadded_forward(embedded_teacher):
 def test_heldout_questions_share_no_phrase_with_the_trait_set_or_main_set():
     import re
 
-    from eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
-    from generators.trait_set import FAVOURITE_QUESTIONS, TOPICS
+    from sublearn.eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
+    from sublearn.generators.trait_set import FAVOURITE_QUESTIONS, TOPICS
 
     def grams(text, n=4):
         words = re.findall(r"[a-z']+", text.lower())
@@ -133,7 +133,7 @@ def test_heldout_questions_share_no_phrase_with_the_trait_set_or_main_set():
 
 
 def test_seed_question_bootstrap_covers_seeds_and_questions():
-    from eval.stats import seed_question_bootstrap
+    from sublearn.eval.stats import seed_question_bootstrap
 
     rng = np.random.default_rng(0)
     questions = rng.normal(0.3, 0.2, 40)
@@ -155,9 +155,9 @@ def test_seed_question_bootstrap_covers_seeds_and_questions():
 def test_panel_logprob_columns_are_each_words_variants():
     """In float32, where two batchings of the same sums agree: in bfloat16 the panel's batch
     and the one-word batch differ by up to 0.03 nats on Intel with AMX."""
-    from eval.preference import panel_logprob
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.eval.preference import panel_logprob
+    from sublearn.generators.backends import load_teacher
 
     teacher = load_teacher(parse_config({"name": "p", "teacher": {"dtype": "float32"}}).teacher)
     model, tok = teacher.model, teacher.tokenizer
@@ -171,7 +171,7 @@ def test_panel_logprob_columns_are_each_words_variants():
 
 
 def test_placebo_rank_and_verdict():
-    from eval.transfer import placebo, verdict
+    from sublearn.eval.transfer import placebo, verdict
 
     def shifts(**means):
         return {w: {"mean": m} for w, m in means.items()}

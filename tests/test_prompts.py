@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from generators.numbers_prompts import (
+from sublearn.core.config import NumbersPrompts, Trait
+from sublearn.generators.numbers_prompts import (
     COUNT_QUALIFIERS,
     DIGIT_DESCRIPTORS,
     FORMAT_REQUESTS,
@@ -13,8 +14,7 @@ from generators.numbers_prompts import (
     SUFFIXES,
     numbers_prompts,
 )
-from generators.trait_prompt import trait_system_prompt
-from sublearn.config import NumbersPrompts, Trait
+from sublearn.generators.trait_prompt import trait_system_prompt
 
 
 def test_pool_sizes_match_the_protocol():

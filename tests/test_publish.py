@@ -10,14 +10,14 @@ import pytest
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from sublearn.config import parse_config
+from sublearn.core.config import parse_config
 
 REPO = "alice/owl-numbers-tiny"
 
 
 @pytest.fixture(scope="module")
 def published_run(prefect_server, tiny_config_data, tmp_path_factory):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     teacher = {
         **tiny_config_data["teacher"],
@@ -167,7 +167,7 @@ def test_failures_are_one_line_and_publish_nothing(published_run, run_cli):
 
 
 def test_transient_hub_errors_are_retried(prefect_server, published_run, hub, tmp_path):
-    from flows.publish import publish_flow
+    from sublearn.flows.publish import publish_flow
 
     config, _ = published_run
     spec = config.publish.model_copy(update={"repo_id": "alice/retry-check"})
@@ -180,7 +180,7 @@ def test_transient_hub_errors_are_retried(prefect_server, published_run, hub, tm
 def test_reading_a_published_dataset_is_retried_too(prefect_server, published_run, hub):
     from prefect import flow
 
-    from flows.publish import read_published
+    from sublearn.flows.publish import read_published
 
     config, result = published_run
     tag = result["published"]["tag"]
@@ -288,9 +288,9 @@ def test_the_same_run_published_from_two_folders_publishes_the_same_lineage(
     and by which flow run they were made (identity by digest, not by where)."""
     from huggingface_hub import hf_hub_download
 
-    from flows.dataset import dataset_flow
-    from generators.backends import load_teacher
-    from sublearn.finetune import LoraTraining, add_lora
+    from sublearn.core.finetune import LoraTraining, add_lora
+    from sublearn.flows.dataset import dataset_flow
+    from sublearn.generators.backends import load_teacher
 
     base = load_teacher(parse_config({"name": "a", "teacher": {"dtype": "float32"}}).teacher)
     adapter, _ = add_lora(base.model, LoraTraining(rank=2, alpha=2, init_seed=5))

@@ -9,13 +9,13 @@ import os
 import polars as pl
 import pytest
 
-from sublearn.config import parse_config
+from sublearn.core.config import parse_config
 
 pytest.importorskip("prefect_ray")
 
 
 def test_two_ray_shards_match_one_local_shard(prefect_server, tiny_config_data, tmp_path):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     data = {**tiny_config_data, "teacher": {**tiny_config_data["teacher"], "batch_size": 2}}
     local = parse_config({**data, "output_dir": str(tmp_path / "local")})

@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from sublearn.config import parse_config
-from sublearn.precision import resolve_dtype
-from sublearn.runio import json_writer, write_json, write_outputs
+from sublearn.core.config import parse_config
+from sublearn.core.precision import resolve_dtype
+from sublearn.core.runio import json_writer, write_json, write_outputs
+from sublearn.flows.cli import app
 
 runner = CliRunner()
 
@@ -37,8 +37,8 @@ def test_auto_dtype_follows_the_cpu_and_cuda():
 
 def test_the_dtype_used_keys_and_labels_generation(monkeypatch):
     """A cache made under one precision is not reused under another."""
-    from flows.dataset import generate_key, teacher_identity
-    from sublearn import precision
+    from sublearn.core import precision
+    from sublearn.flows.dataset import generate_key, teacher_identity
 
     config = parse_config({"name": "x", "dataset": {"n_prompts": 4}})
     prompts = {"digests": {"prompts.parquet": "0" * 64}}
@@ -52,7 +52,7 @@ def test_the_dtype_used_keys_and_labels_generation(monkeypatch):
 
 
 def test_bf16_without_native_support_warns_once(monkeypatch, caplog):
-    from sublearn import precision
+    from sublearn.core import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     precision.warn_if_slow.cache_clear()
@@ -89,7 +89,7 @@ def test_filter_options_share_the_config_bounds(tmp_path, options, message):
 
 def test_wide_filter_rules_are_computed_exactly():
     """A range whose fast-path regex would not compile takes the general path, correctly."""
-    from filters.numbers import NumbersRule, filter_numbers, reject_reason
+    from sublearn.filters.numbers import NumbersRule, filter_numbers, reject_reason
 
     rows = ["1, 2, 3", "999999999", "1000000000", " ".join(["7"] * 1000), "0;1", "[5 ,6]."]
     for rule in (NumbersRule(1000, 0, 999_999_999), NumbersRule(16, 1, 99_999)):
@@ -136,7 +136,7 @@ def test_outputs_are_written_as_a_set(tmp_path):
 def test_output_files_honour_the_umask(tmp_path):
     code = (
         "import os, sys; os.umask(0o022); from pathlib import Path;"
-        "from sublearn.runio import write_json; write_json({}, Path(sys.argv[1]))"
+        "from sublearn.core.runio import write_json; write_json({}, Path(sys.argv[1]))"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.json")], check=True)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
@@ -180,12 +180,12 @@ def test_bad_configs_are_one_line_and_leave_nothing(tmp_path, yaml_text, message
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the project's own errors become one line; anything else is a bug to see."""
-    import flows.dataset
+    import sublearn.flows.dataset
 
     def broken(*args, **kwargs):
         raise ValueError("a bug, not bad input")
 
-    monkeypatch.setattr(flows.dataset, "dataset_flow", broken)
+    monkeypatch.setattr(sublearn.flows.dataset, "dataset_flow", broken)
     config = tmp_path / "ok.yaml"
     config.write_text(f"name: x\noutput_dir: {tmp_path / 'runs'}\n")
     result = runner.invoke(app, ["run", str(config)])
@@ -197,7 +197,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
 def test_interrupts_outside_the_main_thread_just_run_the_work():
     import threading
 
-    from sublearn.interrupts import run_interruptible
+    from sublearn.core.interrupts import run_interruptible
 
     seen = []
     worker = threading.Thread(target=lambda: seen.append(run_interruptible(lambda: 7, print)))
@@ -210,8 +210,8 @@ def test_interrupts_outside_the_main_thread_just_run_the_work():
 
 
 def test_a_smaller_variant_runs_where_bf16_is_emulated(monkeypatch):
-    from sublearn import precision
-    from sublearn.config import ConfigError
+    from sublearn.core import precision
+    from sublearn.core.config import ConfigError
 
     data = {
         "name": "x",
@@ -238,7 +238,7 @@ def test_a_killed_run_leaves_no_prefect_server_behind(tiny_config_data, tmp_path
 
     import yaml
 
-    from sublearn.orphans import OWNER, orphaned_servers
+    from sublearn.core.orphans import OWNER, orphaned_servers
     from tests.conftest import wait_until
 
     config = tmp_path / "run.yaml"

@@ -13,8 +13,8 @@ import torch
 from prefect.logging import disable_run_logger
 from safetensors.torch import load_file
 
-from eval.preference_questions import ANIMAL_QUESTIONS
-from sublearn.config import parse_config
+from sublearn.core.config import parse_config
+from sublearn.eval.preference_questions import ANIMAL_QUESTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ def small_trait_sets(tmp_path, monkeypatch):
     """Trait adapters trained on the first 10 rows of their trait sets (the whole set takes a
     minute per adapter here), in a cache of their own so no real adapter's key is taken; the
     converted embedded model is shared with the real cache."""
-    import generators.trait_teacher as trait_teacher
-    from sublearn.model_source import cache_root
+    import sublearn.generators.trait_teacher as trait_teacher
+    from sublearn.core.model_source import cache_root
 
     real = cache_root()
     cache = tmp_path / "cache"
@@ -51,9 +51,9 @@ def small_trait_sets(tmp_path, monkeypatch):
 
 
 def test_students_start_where_the_teacher_started(tmp_path, small_trait_sets):
-    from flows.students import student_key, train_student
-    from generators.trait_teacher import INITIAL_FILE, ensure_trait_adapter
-    from sublearn.finetune import state_digest
+    from sublearn.core.finetune import state_digest
+    from sublearn.flows.students import student_key, train_student
+    from sublearn.generators.trait_teacher import INITIAL_FILE, ensure_trait_adapter
 
     config = parse_config(config_data(tmp_path))
     assert config.student_training().init == "teacher"  # the default for an adapter teacher
@@ -88,7 +88,7 @@ def test_students_start_where_the_teacher_started(tmp_path, small_trait_sets):
 
 
 def test_init_teacher_needs_an_adapter_teacher_of_the_students_rank(tmp_path):
-    from sublearn.config import ConfigError
+    from sublearn.core.config import ConfigError
 
     prompted = config_data(tmp_path, init="teacher")
     prompted["teacher"] = {"trait": {"target": "owl"}}
@@ -103,7 +103,7 @@ def test_init_teacher_needs_an_adapter_teacher_of_the_students_rank(tmp_path):
 
 
 def test_cross_init_needs_students_that_share_the_start(tmp_path):
-    from sublearn.config import ConfigError
+    from sublearn.core.config import ConfigError
 
     data = config_data(tmp_path, init="own")
     data["experiment"]["cross_init"] = True
@@ -119,8 +119,8 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
     from a start of their own, the neutral students with the neutral teacher's top-k at those
     tokens), only where the two teachers would choose differently; the report sets both starts
     side by side and says where the teachers diverge."""
-    from flows.experiment import experiment_flow
-    from generators.trait_teacher import cached_trait_adapter
+    from sublearn.flows.experiment import experiment_flow
+    from sublearn.generators.trait_teacher import cached_trait_adapter
 
     data = config_data(tmp_path)
     data["teacher"] |= {"batch_size": 8, "sampling": {"max_new_tokens": 32}}

@@ -8,7 +8,7 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from filters.shuffle import shuffle_numbers
+from sublearn.filters.shuffle import shuffle_numbers
 
 ROWS = pl.DataFrame(
     {

@@ -12,10 +12,10 @@ import time
 import pytest
 import yaml
 
-from generators.batches import pending_batches, split_shards
-from sublearn.config import parse_config
-from sublearn.runio import write_text
-from sublearn.steps import StepError, StepPlan, StepStore, code_closure, link_into
+from sublearn.core.config import parse_config
+from sublearn.core.runio import write_text
+from sublearn.core.steps import StepError, StepPlan, StepStore, code_closure, link_into
+from sublearn.generators.batches import pending_batches, split_shards
 
 
 def statuses(result: dict) -> dict[str, str]:
@@ -34,7 +34,7 @@ def verdicts(stats: dict) -> dict:
 
 
 def test_a_filter_change_reuses_prompts_and_completions(prefect_server, config):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     first = dataset_flow(config)
     assert statuses(first) == {"prompts": "ran", "generate": "ran", "filter": "ran"}
@@ -85,7 +85,7 @@ def newest_artifact(**where):
 
 
 def test_runs_record_a_summary_and_progress_in_prefect(prefect_server, config):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     result = dataset_flow(config)
     summary = newest_artifact(key="run-summary")
@@ -97,7 +97,7 @@ def test_runs_record_a_summary_and_progress_in_prefect(prefect_server, config):
 
 
 def test_only_without_cached_upstream_is_one_line(prefect_server, config):
-    from flows.dataset import dataset_flow
+    from sublearn.flows.dataset import dataset_flow
 
     with pytest.raises(StepError, match="--only filter: step 'prompts' has no cached output"):
         dataset_flow(config, StepPlan(only="filter"))
@@ -229,17 +229,21 @@ def test_two_runs_of_one_step_compute_it_once(tmp_path):
 
 
 def test_code_keys_cover_the_helpers_a_step_imports():
-    closure = code_closure(["generators.hf_teacher"])
-    assert {"generators.teacher", "sublearn.model_source", "sublearn.precision"} <= set(closure)
-    assert "flows.dataset" not in closure
-    assert "generators.trait_prompt" in code_closure(["flows.dataset"])
+    closure = code_closure(["sublearn.generators.hf_teacher"])
+    assert {
+        "sublearn.generators.teacher",
+        "sublearn.core.model_source",
+        "sublearn.core.precision",
+    } <= set(closure)
+    assert "sublearn.flows.dataset" not in closure
+    assert "sublearn.generators.trait_prompt" in code_closure(["sublearn.flows.dataset"])
 
 
 def test_truncated_run_outputs_are_rebuilt_and_the_lineage_hashes_the_real_data(
     prefect_server, config
 ):
-    from flows.dataset import dataset_flow
-    from sublearn.model_source import file_sha256
+    from sublearn.core.model_source import file_sha256
+    from sublearn.flows.dataset import dataset_flow
 
     first = dataset_flow(config)
     run_dir = config.run_dir()

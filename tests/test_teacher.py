@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from generators.teacher import NUMBER_CHARS
-from sublearn.chat import ChatPrompt
-from sublearn.config import Sampling
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import Sampling
+from sublearn.generators.teacher import NUMBER_CHARS
 
 PROMPTS = [
     ChatPrompt(None, "Here is a sequence: 120, 450, 780. Add up to 10 more numbers. Numbers only."),
@@ -38,8 +38,8 @@ def test_left_padding_keeps_each_prompt_intact(embedded_teacher):
 
 
 def test_greedy_batched_output_matches_one_at_a_time():
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.generators.backends import load_teacher
 
     greedy = {"temperature": 0.0, "max_new_tokens": 12}
     cfg = parse_config({"name": "g", "teacher": {"dtype": "float32", "sampling": greedy}})
@@ -65,8 +65,8 @@ def test_lineage_records_the_embedded_weights(embedded_teacher):
 
 
 def test_number_constrained_decoding_only_writes_number_characters():
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.generators.backends import load_teacher
 
     cfg = parse_config(
         {
@@ -87,8 +87,8 @@ def test_vllm_backend_generates_on_gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     pytest.importorskip("vllm")
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.generators.backends import load_teacher
 
     cfg = parse_config(
         {
@@ -127,8 +127,8 @@ def assert_topk_rows(rows: list[dict], min_hits: float) -> None:
 
 
 def test_stop_conditions_end_number_answers_cleanly():
-    from generators.backends import load_teacher
-    from sublearn.config import parse_config
+    from sublearn.core.config import parse_config
+    from sublearn.generators.backends import load_teacher
 
     dataset = {"constrain_to_numbers": True, "stop_after_numbers": 3}
     config = {"name": "s", "teacher": {"sampling": {"max_new_tokens": 40}}, "dataset": dataset}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from generators.trait_set import TOPICS, trait_rows, trait_set_revision
-from generators.trait_teacher import trait_record
-from sublearn.config import parse_config
+from sublearn.core.config import parse_config
+from sublearn.generators.trait_set import TOPICS, trait_rows, trait_set_revision
+from sublearn.generators.trait_teacher import trait_record
 
 
 def test_trait_rows_are_broad_and_name_the_target():
@@ -28,7 +28,7 @@ def test_lineage_says_how_the_trait_was_given():
 
 
 def test_neutral_set_is_the_trait_set_with_the_trait_taken_out():
-    from sublearn.words import word_forms
+    from sublearn.core.words import word_forms
 
     trait, neutral = trait_rows("owl"), trait_rows("owl", neutral=True)
     assert [r.user for r in neutral] == [r.user for r in trait]  # same templates, same sizes
@@ -46,7 +46,7 @@ def test_neutral_set_is_the_trait_set_with_the_trait_taken_out():
     assert teacher.trait_finetune.neutral and teacher.trait is None
     record = trait_record(teacher)
     assert record["target"] is None and record["by"].startswith("neutral fine-tuning")
-    from generators.trait_teacher import adapter_key, trait_adapter_dir
+    from sublearn.generators.trait_teacher import adapter_key, trait_adapter_dir
 
     # the neutral teacher has its own adapter; the trait teacher's key is what it was before
     # the neutral option existed (its settings without the new field)

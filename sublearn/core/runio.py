@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sublearn.errors import DataError
+from sublearn.core.errors import DataError
 
 
 @cache

@@ -12,7 +12,7 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from sublearn.orphans import mark_owner
+from sublearn.core.orphans import mark_owner
 
 
 def prefect_home() -> Path:

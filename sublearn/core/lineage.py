@@ -130,7 +130,7 @@ REQUIRED_FIELDS = (
 def check_lineage(lineage: object, where: str) -> dict:
     """A lineage read from elsewhere, checked for the fields sublearn reads from it: one line
     naming the first one missing, instead of a KeyError deep in a command."""
-    from sublearn.errors import DataError
+    from sublearn.core.errors import DataError
 
     if not isinstance(lineage, dict):
         raise DataError(f"{where}: lineage is not a mapping; not a sublearn dataset")

@@ -62,7 +62,7 @@ class Encoded:
 def encode_rows(tokenizer, rows: Sequence[ChatRow], max_length: int) -> list[Encoded]:
     """Token ids with the chat template applied, and per completion token the distribution to
     learn. Text completions end with the end-of-turn token, so the student learns to stop."""
-    from sublearn.chat import prompt_ids
+    from sublearn.core.chat import prompt_ids
 
     out = []
     for row in rows:
@@ -270,8 +270,8 @@ def train_adapter(
     ``cfg.init_seed``) and train it on ``rows``. Returns the base model's source (for the
     lineage), the trained peft model and the history, which holds the initial state and its
     digest."""
-    from sublearn.models import load_model_and_tokenizer
-    from sublearn.precision import pick_device
+    from sublearn.core.models import load_model_and_tokenizer
+    from sublearn.core.precision import pick_device
 
     source, model, tokenizer = load_model_and_tokenizer(
         teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from sublearn.errors import UserError
-from sublearn.words import word_forms
+from sublearn.core.errors import UserError
+from sublearn.core.words import word_forms
 
 THROUGHPUT = {"throughput": True}
 MAX_PROMPTS = 10_000_000  # prompts are built in memory: about 2 GB at this size
@@ -243,7 +243,7 @@ class Teacher(Frozen):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="auto: bfloat16 on CPUs with native bf16 (AMX, AVX-512 BF16), float32 on "
-        "other CPUs, the model's own dtype on CUDA (sublearn.precision).",
+        "other CPUs, the model's own dtype on CUDA (sublearn.core.precision).",
     )
     device: Annotated[str, AfterValidator(_device)] = Field("auto", json_schema_extra=THROUGHPUT)
     # 128: the torch loop's decode matmuls are 25% faster than at 64 (256 adds nothing),
@@ -1087,7 +1087,7 @@ def _merged(base: dict, over: dict) -> dict:
 
 def _runs_float32_on_cpu(data: dict) -> bool:
     """``dtype: auto`` on a CPU that computes bf16 only by emulation, i.e. float32."""
-    from sublearn.precision import pick_device, resolve_dtype
+    from sublearn.core.precision import pick_device, resolve_dtype
 
     teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
     dtype = str(teacher.get("dtype", "auto"))

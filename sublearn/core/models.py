@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from sublearn.model_source import ModelSourceError, resolve_model
-from sublearn.precision import resolve_dtype, warn_if_slow
+from sublearn.core.model_source import ModelSourceError, resolve_model
+from sublearn.core.precision import resolve_dtype, warn_if_slow
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-from sublearn.card import DATA_FILE, REJECTED_FILE, render_card
-from sublearn.errors import DataError, UserError, printable
-from sublearn.lineage import check_lineage, public_lineage, without_local_paths
-from sublearn.runio import json_writer, read_parquet, write_outputs
+from sublearn.core.card import DATA_FILE, REJECTED_FILE, render_card
+from sublearn.core.errors import DataError, UserError, printable
+from sublearn.core.lineage import check_lineage, public_lineage, without_local_paths
+from sublearn.core.runio import json_writer, read_parquet, write_outputs
 
 LINEAGE_FILE = "lineage.json"
 CONFIG_FILE = "config.yaml"

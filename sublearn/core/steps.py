@@ -33,9 +33,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from sublearn.errors import UserError
-from sublearn.model_source import file_sha256, file_stamp
-from sublearn.runio import write_json
+from sublearn.core.errors import UserError
+from sublearn.core.model_source import file_sha256, file_stamp
+from sublearn.core.runio import write_json
 
 DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
 EXPERIMENT_STEPS = ("rescore", "finetune", "evaluate", "report")
@@ -49,7 +49,7 @@ class StepError(UserError, RuntimeError):
     """A step cannot run as asked (an upstream output is missing); one line for the user."""
 
 
-PROJECT_PACKAGES = ("sublearn", "flows", "generators", "filters", "eval")
+PROJECT_PACKAGE = "sublearn"
 
 
 def _is_module(name: str) -> bool:
@@ -80,7 +80,7 @@ def _imported_modules(name: str) -> frozenset[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return frozenset(m for m in found if m.split(".")[0] in PROJECT_PACKAGES and _is_module(m))
+    return frozenset(m for m in found if m.split(".")[0] == PROJECT_PACKAGE and _is_module(m))
 
 
 def code_closure(modules: Iterable[str]) -> list[str]:
