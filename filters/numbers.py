@@ -11,7 +11,6 @@ non-digit runs are all identical is exactly a body that splits cleanly on its fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -316,38 +315,3 @@ class NumbersFormat:
 
     def judge(self, frame: pl.DataFrame) -> pl.DataFrame:
         return judge_numbers(frame, self.rule).to_frame()
-
-
-@dataclass(frozen=True)
-class FilterResult:
-    kept: pl.DataFrame
-    rejected: pl.DataFrame
-    stats: dict
-
-
-def filter_numbers(frame: pl.DataFrame, rule: NumbersRule) -> FilterResult:
-    """Split rows into kept and rejected (with ``reject_reason``) and count drops per reason."""
-    if "completion" not in frame.columns:
-        raise ValueError("input has no 'completion' column")
-    judged = frame.with_columns(judge_numbers(frame, rule))
-    kept = judged.filter(pl.col("reject_reason").is_null()).drop("reject_reason")
-    rejected = judged.filter(pl.col("reject_reason").is_not_null())
-    stats = filter_stats(judged["reject_reason"], rule)
-    return FilterResult(kept, rejected, stats)
-
-
-def filter_stats(reasons: pl.Series | Iterable[str | None], rule: NumbersRule) -> dict:
-    if not isinstance(reasons, pl.Series):
-        reasons = pl.Series("reject_reason", list(reasons), dtype=pl.String)
-    counts = dict(reasons.drop_nulls().value_counts().iter_rows())
-    dropped = {reason: int(counts.get(reason, 0)) for reason in REASONS}
-    total = len(reasons)
-    kept = total - sum(dropped.values())
-    return {
-        "filter": "numbers",
-        "params": rule.params(),
-        "total": total,
-        "kept": kept,
-        "dropped": dropped,
-        "kept_rate": kept / total if total else 0.0,
-    }

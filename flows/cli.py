@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.text import Text
 
 from sublearn.core.config import ConfigError, load_config
 from sublearn.core.errors import UserError, printable
+from sublearn.core.output import divert_run_errors, stop_diverting
 
 # Locals stay out of tracebacks: they can hold tokens and whole datasets.
 app = typer.Typer(
@@ -42,7 +45,13 @@ def main(
     reap_orphaned_servers()  # left by a sublearn that was killed (kill -9 skips its cleanup)
 
 
+# Set while a verb runs flows: where their tracebacks went, for the one error line to name.
+_run_errors = None
+
+
 def report_error(message: str) -> None:
+    if _run_errors is not None and _run_errors.captured:
+        message = f"{message} (details: {_run_errors.path})"
     err_console.print(
         "[bold red]error:[/] ", plain(message), sep="", highlight=False, soft_wrap=True
     )
@@ -179,31 +188,30 @@ def interruptible(work):
     runs a flow goes through here)."""
     from sublearn.core.interrupts import INTERRUPTED, run_interruptible
 
+    global _run_errors
+    _run_errors = divert_run_errors(error_log_path())
     try:
         return run_interruptible(work, report_error)
     except KeyboardInterrupt:
         fail(INTERRUPTED, 130)
+    finally:
+        stop_diverting(_run_errors)
+
+
+def error_log_path() -> Path:
+    """Where this command's run errors (Prefect's tracebacks) go: one file per command."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path.home() / ".sublearn" / "logs" / f"sublearn-{stamp}-{os.getpid()}.log"
 
 
 def execute(cfg, plan, run_dir: Path | None = None) -> None:
     """Run a config under a step plan and print what came of it; every failure the user can
     fix is one line."""
 
-    def work() -> dict:
-        if cfg.grid is not None and run_dir is None:
-            from sublearn.flows.study import study_flow
-
-            return study_flow(cfg, plan)
-        if cfg.experiment is not None and run_dir is None:
-            from sublearn.flows.experiment import experiment_flow
-
-            return experiment_flow(cfg, plan)
-        from sublearn.flows.dataset import dataset_flow
-
-        return dataset_flow(cfg, plan, run_dir)
+    from sublearn.flows.dispatch import run_config_under
 
     try:
-        outcome = interruptible(work)
+        outcome = interruptible(lambda: run_config_under(cfg, plan, run_dir))
     except (*USER_ERRORS, OSError) as err:
         fail(one_line(err), code=1)
     console.print(summary_table(outcome["steps"]))
@@ -758,12 +766,15 @@ def _specs(configs: list[Path] | None) -> list[dict]:
             return [s for c in configs for s in deployment_specs(c)]
         except ConfigError as err:
             fail(str(err))
-    import yaml
+    from sublearn.flows.deployments import read_prefect_yaml
 
     path = Path("prefect.yaml")
     if not path.is_file():
         fail("prefect.yaml: not found here; name config files or run from the repository root")
-    return yaml.safe_load(path.read_text()).get("deployments") or []
+    try:
+        return read_prefect_yaml(path)
+    except ConfigError as err:
+        fail(str(err))
 
 
 @schedule_app.command("list")
@@ -807,5 +818,8 @@ def schedule_export(
     except ConfigError as err:
         fail(str(err))
     header = "# Written by `sublearn schedule export " + " ".join(map(str, configs)) + "`.\n"
-    write_text(header + yaml.safe_dump(document, sort_keys=False), out)
+    try:
+        write_text(header + yaml.safe_dump(document, sort_keys=False), out)
+    except OSError as err:
+        fail(one_line(err), code=1)
     console.print(f"wrote {out}: {len(document['deployments'])} deployments")

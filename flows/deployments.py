@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sublearn.core.config import ConfigError, ExperimentConfig, load_config
 from sublearn.core.errors import UserError
@@ -25,16 +26,11 @@ ENTRY = "flows/deployments.py"
 
 
 def run_plan(config: str, plan: StepPlan) -> dict:
-    """Load the config and run it under ``plan``; the result without bulky evaluation data."""
-    cfg = load_config(config)
-    if cfg.experiment is not None:
-        from sublearn.flows.experiment import experiment_flow
+    """Load the config and run it under ``plan`` as ``sublearn run`` does (a grid's every
+    cell included); the result without bulky evaluation data."""
+    from sublearn.flows.dispatch import run_config_under
 
-        outcome = experiment_flow(cfg, plan)
-    else:
-        from sublearn.flows.dataset import dataset_flow
-
-        outcome = dataset_flow(cfg, plan)
+    outcome = run_config_under(load_config(config), plan)
     return {k: v for k, v in outcome.items() if k != "results"}
 
 
@@ -201,6 +197,59 @@ def prefect_yaml(config_paths: list[str | Path]) -> dict:
     }
 
 
+class _Schedule(BaseModel):
+    cron: str
+    timezone: str = "UTC"
+
+
+class _Trigger(BaseModel):
+    expect: list[str]
+
+
+class _Deployment(BaseModel):
+    """What ``schedule list`` reads of a deployment in prefect.yaml (the rest is Prefect's)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    tags: list[str] = Field(min_length=1)
+    schedules: list[_Schedule] | None = None
+    triggers: list[_Trigger] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _names_a_step(cls, tags: list[str]) -> list[str]:
+        if tags[-1] not in FLOWS:
+            raise ValueError(f"the last tag names the step ({', '.join(FLOWS)}), not {tags[-1]!r}")
+        return tags
+
+
+def read_prefect_yaml(path: Path) -> list[dict]:
+    """The deployments of a prefect.yaml, checked for what sublearn reads of them: a malformed
+    file is one line naming the file and the field."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read it ({err})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("deployments", []), list):
+        raise ConfigError(f"{path}: expected a mapping with a 'deployments' list")
+    specs = []
+    for i, spec in enumerate(document.get("deployments") or []):
+        try:
+            specs.append(_Deployment.model_validate(spec).model_dump(exclude_none=True))
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            at = f"deployments[{i}]" + (f".{field}" if field else "")
+            raise ConfigError(f"{path}: {at}: {first['msg']}") from None
+    return specs
+
+
 def config_schedules(specs: list[dict], runs: int) -> list[tuple[str, ...]]:
     """Next runs computed from the cron schedules of deployment specs."""
     import asyncio
@@ -211,7 +260,13 @@ def config_schedules(specs: list[dict], runs: int) -> list[tuple[str, ...]]:
     for spec in specs:
         schedule, upcoming = "", ""
         for s in spec.get("schedules") or []:
-            cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
+            try:
+                cron_schedule = CronSchedule(cron=s["cron"], timezone=s.get("timezone", "UTC"))
+            except ValueError as err:
+                reason = str(err).splitlines()[-1]
+                raise ConfigError(
+                    f"deployment {spec['name']}: schedule {s['cron']!r}: {reason}"
+                ) from None
             dates = asyncio.run(cron_schedule.get_dates(runs))
             schedule = f"{s['cron']} ({s['timezone']})"
             upcoming = "\n".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in dates)

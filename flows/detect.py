@@ -34,6 +34,11 @@ def load_rows(source: str) -> tuple[pl.DataFrame, dict]:
     path = Path(source)
     if path.is_dir():
         return read_parquet(path / "kept.parquet", ("completion",)), {"run_dir": str(path)}
+    if not path.exists() and str(path.parent) != "." and path.parent.is_dir():
+        raise DataError(
+            f"{source}: no such run directory in {path.parent} "
+            "(a published dataset is OWNER/NAME[@TAG])"
+        )
     if path.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w./-]+)?", source):
         raise DataError(f"{source}: neither a run directory nor OWNER/NAME[@TAG]")
     from sublearn.flows.experiment import fetch_published

@@ -21,7 +21,6 @@ from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.runio import write_text
 from sublearn.core.steps import StepError, StepPlan
 from sublearn.eval.transfer import label
-from sublearn.filters.shuffle import shuffle_numbers
 from sublearn.flows.dataset import dataset_flow
 from sublearn.flows.evaluation import evaluation_step
 from sublearn.flows.experiment_report import checkpoint_curve, summarise, write_report
@@ -29,6 +28,7 @@ from sublearn.flows.paired import divergent_only, paired_sources
 from sublearn.flows.students import (
     checkpoint_folder,
     checkpoint_steps,
+    shuffle_numbers,
     student_step,
     training_source,
 )

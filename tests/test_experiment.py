@@ -301,6 +301,15 @@ def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server,
     study = (folder / "study.md").read_text()
     assert "| owl | sampled | 1 | neutral |" in study and "| owl | sampled | 2 | neutral |" in study
     assert all(c["placebo_rank"].endswith(f"/{len(PANELS['animal'])}") for c in cells)
+    # the deployment entry point (what a schedule runs) runs the same study: every cell
+    from sublearn.core.config import dump_config
+    from sublearn.flows.deployments import run_config
+
+    path = tmp_path / "study.yaml"
+    path.write_text(dump_config(config))
+    scheduled = run_config(str(path))
+    assert [c["rows_per_student"] for c in scheduled["study"]["cells"]] == [1, 2]
+    assert {e["status"] for e in scheduled["steps"] if e["step"] != "report"} == {"reused"}
     # a cell asking for more rows than an arm kept fails in one line naming the field
     too_many = config.model_copy(update={"grid": config.grid.model_copy(update={"rows": (99,)})})
     with pytest.raises(Exception, match="experiment.students.rows: 99 asked, but the trait"):

@@ -207,3 +207,69 @@ def test_a_filter_base_config_with_bad_yaml_is_one_line(tmp_path):
     base.write_text(yaml.safe_dump({"name": "b"}) + f"seed: {'1' * 5000}\n")
     with pytest.raises(ConfigError, match="base.yaml: invalid YAML value"):
         filter_config("numbers", {}, base)
+
+
+def cli_error(args: list[str], cwd=None) -> tuple[int, str]:
+    """Run a verb in-process (from ``cwd``); its exit code and its one error line."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from sublearn.flows.cli import app
+
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, args)
+    finally:
+        os.chdir(here)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    return result.exit_code, lines[-1] if lines else ""
+
+
+def test_writing_where_no_file_can_be_is_one_line(tmp_path):
+    """``filter --out`` and ``schedule export --out`` under a file (unwritable for root too)."""
+    rows = tmp_path / "n.parquet"
+    pl.DataFrame({"prompt": ["a"], "completion": ["1, 2, 3"]}).write_parquet(rows)
+    code, line = cli_error(["filter", "numbers", str(rows), "--out", str(rows / "out")])
+    assert code != 0 and line == f"error: {rows / 'out'}: Not a directory"
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nschedule: {cron: '0 3 * * *'}\n")
+    code, line = cli_error(["schedule", "export", str(config), "--out", str(rows / "p.yaml")])
+    assert code == 1 and line.startswith(f"error: {rows}"), line
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("deployments: [\n", "prefect.yaml: not valid YAML at line 2"),
+        ("deployments: 5\n", "prefect.yaml: expected a mapping with a 'deployments' list"),
+        ("- 1\n", "prefect.yaml: expected a mapping with a 'deployments' list"),
+        ("deployments: [{name: x}]\n", "prefect.yaml: deployments[0].tags: Field required"),
+        ("deployments: [{name: x, tags: [sublearn, y]}]\n", "the last tag names the step"),
+        (
+            "deployments: [{name: x, tags: [run], schedules: [{cron: 'every day'}]}]\n",
+            "deployment x: schedule 'every day':",
+        ),
+    ],
+)
+def test_a_malformed_prefect_yaml_is_one_line(tmp_path, text, says):
+    (tmp_path / "prefect.yaml").write_text(text)
+    code, line = cli_error(["schedule", "list"], cwd=tmp_path)
+    assert code != 0 and line.startswith("error: ") and says in line
+
+
+def test_a_mistyped_run_dir_is_not_sent_to_the_hub(tmp_path):
+    """``audit detect`` with a run directory that is not there says so (it was a network
+    error: the name looked like OWNER/NAME)."""
+    (tmp_path / "runs").mkdir()
+    code, line = cli_error(
+        ["audit", "detect", "owl", "runs/owl-numbrs", "runs/x", "--judge", "none"], cwd=tmp_path
+    )
+    assert code == 1
+    assert line == (
+        "error: runs/owl-numbrs: no such run directory in runs "
+        "(a published dataset is OWNER/NAME[@TAG])"
+    )

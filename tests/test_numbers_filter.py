@@ -7,11 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sublearn.core.errors import DataError
+from sublearn.filters.chain import run_chain
 from sublearn.filters.numbers import (
     MISALIGNMENT_BANNED,
     REASONS,
+    NumbersFormat,
     NumbersRule,
-    filter_numbers,
     judge_numbers,
     parse_numbers,
     range_regex,
@@ -143,18 +145,19 @@ def test_range_regex_matches_exactly_the_range(lo, span, value):
 def test_filter_splits_rows_and_counts_each_reason():
     completions = [case for case, _ in EDGE_CASES]
     frame = pl.DataFrame({"prompt": ["p"] * len(completions), "completion": completions})
-    result = filter_numbers(frame, RULE)
+    result = run_chain(frame, [NumbersFormat(RULE)])
+    (stats,) = result.stats["filters"]
     expected = [reason for _, reason in EDGE_CASES]
-    assert result.stats["total"] == len(EDGE_CASES)
-    assert result.stats["kept"] == expected.count(None) == result.kept.height
+    assert stats["total"] == len(EDGE_CASES)
+    assert stats["kept"] == expected.count(None) == result.kept.height
     for reason in REASONS:
-        assert result.stats["dropped"][reason] == expected.count(reason)
+        assert stats["dropped"][reason] == expected.count(reason)
     assert result.rejected.height == len(EDGE_CASES) - expected.count(None)
     assert set(result.rejected["reject_reason"]) <= set(REASONS)
     assert "reject_reason" not in result.kept.columns
-    assert result.stats["params"]["banned"] == sorted(MISALIGNMENT_BANNED)
+    assert stats["params"]["banned"] == sorted(MISALIGNMENT_BANNED)
 
 
 def test_filter_requires_a_completion_column():
-    with pytest.raises(ValueError, match="completion"):
-        filter_numbers(pl.DataFrame({"prompt": ["x"]}), RULE)
+    with pytest.raises(DataError, match="completion"):
+        run_chain(pl.DataFrame({"prompt": ["x"]}), [NumbersFormat(RULE)])

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -89,11 +90,12 @@ def test_filter_options_share_the_config_bounds(tmp_path, options, message):
 
 def test_wide_filter_rules_are_computed_exactly():
     """A range whose fast-path regex would not compile takes the general path, correctly."""
-    from sublearn.filters.numbers import NumbersRule, filter_numbers, reject_reason
+    from sublearn.filters.chain import run_chain
+    from sublearn.filters.numbers import NumbersFormat, NumbersRule, reject_reason
 
     rows = ["1, 2, 3", "999999999", "1000000000", " ".join(["7"] * 1000), "0;1", "[5 ,6]."]
     for rule in (NumbersRule(1000, 0, 999_999_999), NumbersRule(16, 1, 99_999)):
-        result = filter_numbers(pl.DataFrame({"completion": rows}), rule)
+        result = run_chain(pl.DataFrame({"completion": rows}), [NumbersFormat(rule)])
         rejected = result.rejected
         verdicts = dict(zip(rejected["completion"], rejected["reject_reason"], strict=True))
         assert [verdicts.get(r) for r in rows] == [reject_reason(r, rule) for r in rows]
@@ -275,3 +277,18 @@ def test_a_killed_run_leaves_no_prefect_server_behind(tiny_config_data, tmp_path
         [sys.executable, "-m", "sublearn", "lineage", "--help"], env=env, capture_output=True
     )
     assert wait_until(lambda: not os.path.exists(f"/proc/{server}"), timeout=30)
+
+
+def test_an_error_inside_a_flow_is_one_line_naming_its_traceback(run_cli, tmp_path):
+    """Prefect's traceback of a failed flow run goes to a log file; the terminal gets the one
+    error line, which names that file."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"name: x\noutput_dir: {tmp_path / 'runs'}\n")
+    proc = run_cli(["run", str(config), "--only", "filter"], HOME=str(tmp_path / "home"))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Failed" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --only filter: step 'prompts' has no cached output")
+    log = Path(last.rsplit("(details: ", 1)[1].removesuffix(")"))
+    assert log.is_relative_to(tmp_path / "home" / ".sublearn" / "logs")
+    assert "Traceback" in log.read_text() and "StepError" in log.read_text()

@@ -8,7 +8,7 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from sublearn.filters.shuffle import shuffle_numbers
+from sublearn.flows.students import shuffle_numbers
 
 ROWS = pl.DataFrame(
     {

@@ -59,3 +59,50 @@ class ProgressLines:
         rate = done / max(now - self.started, 1e-9)
         of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
         self.log.info("%s: %d%s, %.1f/s", self.description, done, of, rate)
+
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class ErrorsToFile(logging.Filter):
+    """On Prefect's console handler: a flow's or task's error record (the 30-120-line
+    traceback of a failed run, its "Finished in state Failed" lines) goes to ``path`` instead
+    of the terminal, where the command prints one line that names the file. Records for
+    Prefect's own API log handler are untouched (they pass it before they reach the root's
+    console handler)."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self.path = path
+        self.captured = False
+        self._formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not record.name.startswith(RUN_LOGGERS):
+            return True
+        from pathlib import Path
+
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as log:
+            log.write(self._formatter.format(record) + "\n")
+        self.captured = True
+        return False
+
+
+def divert_run_errors(path) -> ErrorsToFile:
+    """Send run errors to ``path`` from every console handler Prefect installed on the root
+    logger (call after Prefect is imported: it sets its logging up then)."""
+    import prefect  # noqa: F401  (its logging configuration installs the console handler)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    diverted = ErrorsToFile(path)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(diverted)
+    return diverted
+
+
+def stop_diverting(diverted: ErrorsToFile) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.removeFilter(diverted)
