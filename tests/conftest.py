@@ -129,6 +129,17 @@ def spawn_cli(cli_env):
     return spawn
 
 
+def error_line(stderr: str) -> str:
+    """A command's last line, the one error line. A failure inside a flow names the log file
+    that holds Prefect's traceback ("(details: PATH)"): that file must exist and is taken off,
+    so tests compare the message itself."""
+    line = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    message, found, path = line.partition(" (details: ")
+    if found:
+        assert Path(path.removesuffix(")")).is_file(), line
+    return message
+
+
 def wait_until(condition, timeout: float = 300, every: float = 0.05) -> bool:
     """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
     import time

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import wait_until
+from tests.conftest import error_line, wait_until
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -36,7 +36,8 @@ def finished(run_cli, tiny_config_data, tmp_path_factory):
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    """The error lines, each without the log file a failure inside a flow names."""
+    return [error_line(line) for line in proc.stderr.splitlines() if line.startswith("error:")]
 
 
 def test_bad_adapter_path_is_one_line_and_keeps_outputs(run_cli, finished):

@@ -11,6 +11,7 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from sublearn.core.config import parse_config
+from tests.conftest import error_line
 
 REPO = "alice/owl-numbers-tiny"
 
@@ -143,7 +144,7 @@ def test_failures_are_one_line_and_publish_nothing(published_run, run_cli):
     run_dir = str(config.run_dir())
     wrong = run_cli(["publish", run_dir, "--repo-id", "alice/other"], HF_TOKEN="hf_bogus")
     assert wrong.returncode == 1  # Prefect logs the failed task run; the verdict comes last
-    assert wrong.stderr.strip().splitlines()[-1] == (
+    assert error_line(wrong.stderr) == (
         "error: alice/other: authentication failed (HF_TOKEN or stored token invalid)"
     )
     assert "hf_bogus" not in wrong.stderr + wrong.stdout
@@ -151,7 +152,7 @@ def test_failures_are_one_line_and_publish_nothing(published_run, run_cli):
         ["publish", run_dir, "--repo-id", REPO, "--tag", "new-tag"], HF_TOKEN="hf_read_alice"
     )
     assert read_only.returncode == 1
-    assert read_only.stderr.strip().splitlines()[-1] == (
+    assert error_line(read_only.stderr) == (
         f"error: {REPO}: your token may not publish to this repo (needs write access)"
     )
     assert "hf_read_alice" not in read_only.stderr + read_only.stdout
@@ -200,7 +201,7 @@ def test_publishing_into_an_existing_public_repo_needs_public(published_run, run
     api.create_repo("alice/open-data", repo_type="dataset", private=False)
     refused = run_cli(["publish", str(config.run_dir()), "--repo-id", "alice/open-data"])
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1] == (
+    assert error_line(refused.stderr) == (
         "error: alice/open-data: the repo exists and is public; publishing would make this "
         "data readable by anyone (pass --public / publish.private: false to mean it)"
     )
@@ -266,7 +267,9 @@ def test_malformed_datasets_are_one_line(good_files, run_cli, tmp_path, change, 
     proc = run_cli(["download", repo, "--out", str(out)])
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == [f"error: {repo}@main: {message}"], proc.stderr[-2000:]
+    assert len(lines) == 1 and error_line(proc.stderr) == f"error: {repo}@main: {message}", (
+        proc.stderr[-2000:]
+    )
     assert not out.exists()
 
 
@@ -459,9 +462,7 @@ def test_wrong_typed_remote_lineage_is_one_line(good_files, run_cli):
     upload("alice/typed-lineage", {**good_files, "lineage.json": json.dumps(lineage).encode()})
     proc = run_cli(["lineage", "alice/typed-lineage"])
     assert proc.returncode == 1
-    assert (
-        proc.stderr.strip().splitlines()[-1].endswith("lineage 'dataset.prompt_set' is not a dict")
-    )
+    assert error_line(proc.stderr).endswith("lineage 'dataset.prompt_set' is not a dict")
 
 
 def test_an_oversized_remote_lineage_is_refused_before_it_is_read(good_files, run_cli):

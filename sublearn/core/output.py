@@ -62,6 +62,8 @@ class ProgressLines:
 
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+# Prefect logs a failed run's end at INFO; it repeats the error the command's line gives.
+FAILED_STATES = ("Finished in state Failed", "Finished in state Crashed")
 
 
 class ErrorsToFile(logging.Filter):
@@ -78,7 +80,10 @@ class ErrorsToFile(logging.Filter):
         self._formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR or not record.name.startswith(RUN_LOGGERS):
+        if not record.name.startswith(RUN_LOGGERS):
+            return True
+        failed = record.getMessage().startswith(FAILED_STATES)
+        if record.levelno < logging.ERROR and not failed:
             return True
         from pathlib import Path
 
@@ -93,7 +98,7 @@ class ErrorsToFile(logging.Filter):
 def divert_run_errors(path) -> ErrorsToFile:
     """Send run errors to ``path`` from every console handler Prefect installed on the root
     logger (call after Prefect is imported: it sets its logging up then)."""
-    import prefect  # noqa: F401  (its logging configuration installs the console handler)
+    import prefect.main  # noqa: F401  (sets Prefect's logging up: the root's console handler)
     from prefect.logging.handlers import PrefectConsoleHandler
 
     diverted = ErrorsToFile(path)
