@@ -203,3 +203,62 @@ def test_a_full_disk_under_filter_and_download_is_one_line(cli_env, finished, tm
     assert error_lines(proc) == [f"error: {out / 'kept.parquet'}: File too large"]
     assert "Traceback" not in proc.stderr
     assert not [p for p in out.iterdir() if p.name != ".gitkeep"]  # nothing half-written
+
+
+def killed_then_rerun(args: list[str], env: dict, kill_after: float) -> subprocess.Popen:
+    """Start a verb in its own process group and kill -9 the whole group after ``kill_after``
+    seconds (or let it end first)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sublearn", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        proc.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    return proc
+
+
+@pytest.mark.parametrize("verb", ["run", "filter"])
+def test_kill_9_at_a_random_point_then_the_rerun_gives_the_same_outputs(
+    cli_env, run_cli, finished, verb
+):
+    """Each verb killed at a random moment of its work (seeded, and said on failure), then
+    run again: it ends well and its outputs equal an uninterrupted run's."""
+    import random
+
+    import polars as pl
+
+    data, folder = finished
+    reference = next(p for p in (folder / "runs").iterdir() if not p.name.startswith("."))
+    out = folder / f"killed-{verb}"
+    if verb == "run":
+        config = folder / "killed.yaml"
+        config.write_text(yaml.safe_dump({**data, "output_dir": str(out)}))
+        args = ["run", str(config)]
+    else:
+        raw = str(reference / "raw.parquet")
+        whole = run_cli(["filter", "numbers", raw, "--out", str(folder / "filtered-whole")])
+        assert whole.returncode == 0, whole.stderr[-2000:]
+        reference = folder / "filtered-whole"
+        args = ["filter", "numbers", raw, "--out", str(out)]
+    env = {k: v for k, v in cli_env.items() if k != "PREFECT_API_URL"}  # its own server
+    env["PREFECT_HOME"] = str(folder / f"prefect-killed-{verb}")
+    seed = random.randrange(10**6)
+    kill_after = random.Random(seed).uniform(1.0, 20.0 if verb == "run" else 6.0)
+    killed = killed_then_rerun(args, env, kill_after)
+    again = run_cli(args)
+    said = f"(killed after {kill_after:.1f} s, seed {seed}, exit {killed.returncode})"
+    assert again.returncode == 0, f"{said}\n{again.stderr[-2000:]}"
+    if verb == "run":
+        got = next(p for p in out.iterdir() if not p.name.startswith("."))
+        assert got.name == reference.name, said
+    else:
+        got = out
+    for name in ("kept.parquet", "rejected.parquet"):
+        expected = pl.read_parquet(reference / name)
+        assert pl.read_parquet(got / name).equals(expected), f"{name} {said}"
