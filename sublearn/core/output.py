@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # also turns off transformers' bars
@@ -85,8 +86,6 @@ class ErrorsToFile(logging.Filter):
         failed = record.getMessage().startswith(FAILED_STATES)
         if record.levelno < logging.ERROR and not failed:
             return True
-        from pathlib import Path
-
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as log:
