@@ -24,26 +24,15 @@ def mean_ci(values, level: float = 0.95) -> dict:
     }
 
 
-def paired_bootstrap(a, b, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
-    """Mean of a - b over paired units (questions) with a percentile bootstrap interval."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError("paired_bootstrap needs two equal-length, non-empty arrays")
-    diff = a - b
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "n": int(diff.size)}
-
-
 def seed_question_bootstrap(
     diffs, n_boot: int = 10_000, level: float = 0.95, seed: int = 0
 ) -> dict:
     """Mean of a (seeds, questions) array of paired differences with a two-stage percentile
     bootstrap: seeds resampled, then questions (the same questions for every seed, since each
     seed's students answer the same ones). The interval covers training randomness and
-    question-to-question variation; with one seed it is the paired bootstrap over questions."""
+    question-to-question variation; with one seed it is the paired percentile bootstrap over
+    questions (scipy.stats.bootstrap's, which the tests compare it with). Written here because
+    no library resamples two crossed levels like this: scipy's resamples each sample alone."""
     d = np.asarray(diffs, dtype=float)
     if d.ndim != 2 or d.size == 0:
         raise ValueError("seed_question_bootstrap needs a non-empty (seeds, questions) array")
