@@ -72,7 +72,9 @@ def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> dict 
     runs = {arm: dataset_flow(arm_config, plan) for arm, arm_config in arms.items()}
     for run in runs.values():
         log.extend(run["steps"])
-    if any(run["stats"] is None for run in runs.values()) or not plan.runs("finetune"):
+    if any(run["stats"] is None for run in runs.values()):
+        return None
+    if not (plan.runs("finetune") or (config.experiment.students.paired and plan.runs("rescore"))):
         return None
     return {arm: Path(run["run_dir"]) for arm, run in runs.items()}
 
@@ -106,6 +108,9 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         sources, divergence = paired_sources(config, sources, plan, log)
         if training.loss_on == "divergent":
             sources = divergent_only(sources)
+    if not plan.runs("finetune"):  # --to rescore: the paired targets, no students
+        record_summary(log, out)
+        return {"results": None, "steps": log}
     frames = equal_size({a: data for a, (data, _) in sources.items()}, config.seed, training.rows)
     frames = [shuffle_numbers(f, training.shuffle, config.seed) for f in frames]
     rows = frames[0].height

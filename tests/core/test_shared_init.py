@@ -14,6 +14,7 @@ from prefect.logging import disable_run_logger
 from safetensors.torch import load_file
 
 from sublearn.core.config import parse_config
+from sublearn.core.steps import StepPlan
 from sublearn.eval.preference_questions import ANIMAL_QUESTIONS
 
 pytestmark = pytest.mark.slow
@@ -187,6 +188,11 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
     assert results["by_form"]["first_letter"]["target_group"] == "o"
     steps = [e["step"] for e in json.loads((out / "steps.json").read_text())]
     assert steps.count("rescore") == 1
+    # --to rescore: the datasets and the paired targets, then it stops before any student
+    upto = experiment_flow(config, StepPlan(stop="rescore"))
+    assert upto["results"] is None
+    assert {e["step"] for e in upto["steps"]} & {"finetune", "evaluate"} == set()
+    assert [e["status"] for e in upto["steps"] if e["step"] == "rescore"] == ["reused"]
 
     # checkpoints: every step before the last, evaluated; the curve ends at the students
     trained = json.loads((out / "student-seed0" / "lineage.json").read_text())
