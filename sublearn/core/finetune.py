@@ -93,9 +93,9 @@ def _normalised(logprobs: Sequence[float]) -> list[float]:
     return (p / p.sum()).tolist()
 
 
-def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
-    """Cross-entropy on completion tokens only (prompt tokens are masked), against one-hot
-    targets (sampled tokens) or the teacher's renormalised top-k distribution."""
+def batch_tensors(batch: list[Encoded]) -> tuple[torch.Tensor, ...]:
+    """A batch right-padded: input ids, attention mask, and per position the target tokens
+    and their weights (zero where nothing is learned: prompt, padding, masked tokens)."""
     width = max(len(e.ids) for e in batch)
     k = max((len(t) for e in batch for t in e.targets), default=1)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
@@ -108,14 +108,33 @@ def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
         for j, (t, w) in enumerate(zip(e.targets, e.weights, strict=True)):
             target_ids[row, e.start + j - 1, : len(t)] = torch.tensor(t)
             target_w[row, e.start + j - 1, : len(w)] = torch.tensor(w)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    logp = torch.log_softmax(logits, dim=-1)
-    picked = logp.gather(-1, target_ids.to(device))
-    per_position = -(picked * target_w.to(device)).sum(-1)
-    counted = (target_w.sum(-1) > 0).to(device)
-    if not counted.any():  # a batch whose every token is masked out: no gradient, no NaN
+    return ids, mask, target_ids, target_w
+
+
+def weighted_nll(logits: torch.Tensor, target_ids: torch.Tensor, target_w: torch.Tensor):
+    """Mean over the positions that learn something of the cross-entropy against the target
+    distribution; zero (with a gradient) when no position does, never NaN."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    per_position = -(logp.gather(-1, target_ids) * target_w).sum(-1)
+    counted = target_w.sum(-1) > 0
+    if not counted.any():
         return per_position.sum() * 0.0
     return per_position[counted].mean()
+
+
+def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
+    """Cross-entropy on completion tokens only (prompt tokens are masked), against one-hot
+    targets (sampled tokens) or the teacher's renormalised top-k distribution. The output
+    layer runs only from the batch's first completion position on (``logits_to_keep``): the
+    prompt's positions need no logits, and a 49k-word head over them was a large share of a
+    student's step (benchmarks/bench_student.py)."""
+    ids, mask, target_ids, target_w = batch_tensors(batch)
+    first = max(min(e.start for e in batch) - 1, 0)
+    keep = torch.arange(first, ids.shape[1], device=device)
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep)
+    return weighted_nll(
+        out.logits, target_ids[:, first:].to(device), target_w[:, first:].to(device)
+    )
 
 
 def linear_with_warmup(step: int, warmup: int, total: int) -> float:

@@ -1,0 +1,149 @@
+"""Student training throughput on the embedded model, against the CPU's own matmul peak.
+
+Students are the science's bottleneck on CPU (issue 24): this measures what one optimiser step
+of the quick start's students costs and where it goes. The workload is theirs: numbers prompts
+with ten-number completions, top-20 targets per completion token, LoRA r=8 on every
+projection, batches of 8, in the dtype ``auto`` picks here (or ``--dtype``).
+
+Printed, all measured in this run on this CPU:
+- the peak: GFLOP/s of a large matmul in the dtype (the most the CPU's matrix units give);
+- the baseline step (logits over every position, as students trained before) and today's step
+  (``completion_loss``: logits only from the first completion position), each as tokens/s,
+  model GFLOP/s (4 x parameters per token: forward, and the backward pass to the activations
+  that a frozen base needs; LoRA's own share is <1%) and that as a share of the peak;
+- where positions go: the prompt's share and the padding's share of every batch position.
+The last line reads ``speedup: N.NNx (today's step vs logits everywhere)``.
+Run: python benchmarks/bench_student.py [--rows 64] [--batch 8] [--steps 6] [--dtype auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+
+from sublearn.core.config import parse_config
+from sublearn.core.finetune import (
+    ChatRow,
+    Encoded,
+    LoraTraining,
+    add_lora,
+    batch_tensors,
+    completion_loss,
+    encode_rows,
+    weighted_nll,
+)
+from sublearn.core.models import load_model_and_tokenizer
+from sublearn.core.precision import cpu_description, resolve_dtype
+from sublearn.generators.numbers_prompts import numbers_prompts
+
+
+def student_rows(tokenizer, n: int, k: int = 20, seed: int = 0) -> list[ChatRow]:
+    """Numbers prompts with ten-number answers and a top-k target per answer token."""
+    rng = random.Random(seed)
+    prompts = numbers_prompts(n, seed, parse_config({"name": "b"}).dataset.prompts)["prompt"]
+    rows = []
+    for prompt in prompts:
+        answer = ", ".join(str(rng.randint(0, 999)) for _ in range(10))
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        topk = tuple(tuple([t, *rng.sample(range(100, 2000), k - 1)]) for t in ids)
+        logprobs = tuple(tuple(sorted((-rng.random() * 5 for _ in range(k)), reverse=True)))
+        rows.append(
+            ChatRow(prompt, answer, None, tuple(ids), topk, tuple(logprobs for _ in ids), None)
+        )
+    return rows
+
+
+def logits_everywhere(model, batch: list[Encoded], device) -> torch.Tensor:
+    """The baseline: the loss as students computed it before, the output layer at every
+    position of the batch (prompt and padding included)."""
+    ids, mask, target_ids, target_w = batch_tensors(batch)
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
+    return weighted_nll(out.logits, target_ids.to(device), target_w.to(device))
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype``: the best of ``repeats``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
+
+
+def step_seconds(model, batches, loss_fn, steps: int) -> list[float]:
+    """Seconds per optimiser step (forward, backward, AdamW), one warm-up step first."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    times = []
+    for i in range(steps + 1):
+        batch = batches[i % len(batches)]
+        started = time.perf_counter()
+        loss_fn(model, batch, "cpu").backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--dtype", default="auto")
+    args = parser.parse_args()
+    teacher = parse_config({"name": "bench"}).teacher
+    dtype = resolve_dtype(args.dtype, "cpu")
+    _, model, tokenizer = load_model_and_tokenizer(teacher.model, None, args.dtype, "cpu")
+    model, _ = add_lora(model, LoraTraining())
+    model.train()
+    encoded = encode_rows(tokenizer, student_rows(tokenizer, args.rows), 500)
+    batches = [encoded[i : i + args.batch] for i in range(0, len(encoded), args.batch)]
+
+    positions = sum(len(b) * max(len(e.ids) for e in b) for b in batches)
+    real = sum(len(e.ids) for e in encoded)
+    prompt = sum(e.start for e in encoded)
+    head_positions = sum(
+        len(b) * (max(len(e.ids) for e in b) - max(min(e.start for e in b) - 1, 0)) for b in batches
+    )
+    base = model.get_base_model()
+    head = base.get_output_embeddings().weight.numel()
+    body = sum(p.numel() for n, p in base.named_parameters() if "lora_" not in n) - head
+    if not base.config.tie_word_embeddings:
+        body -= base.get_input_embeddings().weight.numel()
+    peak = matmul_peak(getattr(torch, dtype))
+    print(f"CPU: {cpu_description()}; {torch.get_num_threads()} threads; dtype {dtype}")
+    print(f"matmul peak ({dtype}, 2048^3): {peak:.0f} GFLOP/s")
+    print(
+        f"workload: {len(encoded)} rows, batches of {args.batch}; of {positions} batch positions "
+        f"{prompt / positions:.0%} prompt, {(positions - real) / positions:.0%} padding, "
+        f"{(real - prompt) / positions:.0%} completion"
+    )
+    per_batch = positions / len(batches)
+    speeds = {}
+    for name, fn, head_share in (
+        ("logits everywhere", logits_everywhere, positions),
+        ("today's step", completion_loss, head_positions),
+    ):
+        seconds = statistics.median(step_seconds(model, batches, fn, args.steps))
+        flops = 4 * (body * per_batch + head * head_share / len(batches))
+        speeds[name] = seconds
+        print(
+            f"{name:>17}: {seconds:5.2f} s/step, {per_batch / seconds:6.0f} positions/s, "
+            f"{flops / seconds / 1e9:5.1f} model GFLOP/s = {flops / seconds / 1e9 / peak:.0%} "
+            "of the matmul peak"
+        )
+    ratio = speeds["logits everywhere"] / speeds["today's step"]
+    print(f"speedup: {ratio:.2f}x (today's step vs logits everywhere)")
+
+
+if __name__ == "__main__":
+    main()
