@@ -126,8 +126,8 @@ def completion_loss(model, batch: list[Encoded], device) -> torch.Tensor:
     """Cross-entropy on completion tokens only (prompt tokens are masked), against one-hot
     targets (sampled tokens) or the teacher's renormalised top-k distribution. The output
     layer runs only from the batch's first completion position on (``logits_to_keep``): the
-    prompt's positions need no logits, and a 49k-word head over them was a large share of a
-    student's step (benchmarks/bench_student.py)."""
+    prompt's positions need no logits (1.05x per student step on the embedded model, AMD EPYC
+    bf16, benchmarks/bench_student.py)."""
     ids, mask, target_ids, target_w = batch_tensors(batch)
     first = max(min(e.start for e in batch) - 1, 0)
     keep = torch.arange(first, ids.shape[1], device=device)
