@@ -82,6 +82,5 @@ def test_detect_command_on_run_directories(tmp_path):
     missing = runner.invoke(
         app, ["audit", "detect", "owl", str(tmp_path / "nope"), "x", "--judge", "none"]
     )
-    assert (
-        missing.exit_code == 1 and "neither a run directory nor OWNER/NAME[@TAG]" in missing.output
-    )
+    assert missing.exit_code == 1
+    assert f"{tmp_path / 'nope'}: no such run directory in {tmp_path}" in missing.output
