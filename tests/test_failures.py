@@ -233,8 +233,10 @@ def test_kill_9_at_a_random_point_then_the_rerun_gives_the_same_outputs(
 
     import polars as pl
 
+    from sublearn.core.config import parse_config
+
     data, folder = finished
-    reference = next(p for p in (folder / "runs").iterdir() if not p.name.startswith("."))
+    reference = parse_config(data).run_dir()  # the finished run's (other tests add their own)
     out = folder / f"killed-{verb}"
     if verb == "run":
         config = folder / "killed.yaml"
@@ -255,8 +257,8 @@ def test_kill_9_at_a_random_point_then_the_rerun_gives_the_same_outputs(
     said = f"(killed after {kill_after:.1f} s, seed {seed}, exit {killed.returncode})"
     assert again.returncode == 0, f"{said}\n{again.stderr[-2000:]}"
     if verb == "run":
-        got = next(p for p in out.iterdir() if not p.name.startswith("."))
-        assert got.name == reference.name, said
+        got = out / reference.name
+        assert got.is_dir(), f"{said}: {sorted(p.name for p in out.iterdir())}"
     else:
         got = out
     for name in ("kept.parquet", "rejected.parquet"):
