@@ -22,8 +22,11 @@ from sublearn.flows.cli import app
 from tests.conftest import error_line
 
 runner = CliRunner()
+# derandomize: CI and every machine try the same inputs, so a red run is reproducible here;
+# they change when a strategy changes. Search further locally with a larger max_examples.
 PROPERTY = settings(
     max_examples=20,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
