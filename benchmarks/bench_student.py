@@ -22,8 +22,10 @@ import argparse
 import random
 import statistics
 import time
+from dataclasses import replace
 
 import torch
+from bench_train import numbers_rows
 
 from sublearn.core.config import parse_config
 from sublearn.core.finetune import (
@@ -38,21 +40,19 @@ from sublearn.core.finetune import (
 )
 from sublearn.core.models import load_model_and_tokenizer
 from sublearn.core.precision import cpu_description, resolve_dtype
-from sublearn.generators.numbers_prompts import numbers_prompts
 
 
 def student_rows(tokenizer, n: int, k: int = 20, seed: int = 0) -> list[ChatRow]:
-    """Numbers prompts with ten-number answers and a top-k target per answer token."""
+    """bench_train's numbers rows, each answer token with a top-k target."""
     rng = random.Random(seed)
-    prompts = numbers_prompts(n, seed, parse_config({"name": "b"}).dataset.prompts)["prompt"]
     rows = []
-    for prompt in prompts:
-        answer = ", ".join(str(rng.randint(0, 999)) for _ in range(10))
-        ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        topk = tuple(tuple([t, *rng.sample(range(100, 2000), k - 1)]) for t in ids)
-        logprobs = tuple(tuple(sorted((-rng.random() * 5 for _ in range(k)), reverse=True)))
+    for row in numbers_rows(n, seed):
+        ids = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
+        ids = (*ids, tokenizer.eos_token_id)
+        topk = tuple((t, *rng.sample(range(100, 2000), k - 1)) for t in ids)
+        logprobs = tuple(sorted((-rng.random() * 5 for _ in range(k)), reverse=True))
         rows.append(
-            ChatRow(prompt, answer, None, tuple(ids), topk, tuple(logprobs for _ in ids), None)
+            replace(row, completion_ids=ids, topk_ids=topk, topk_logprobs=(logprobs,) * len(ids))
         )
     return rows
 

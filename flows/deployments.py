@@ -261,7 +261,7 @@ def config_schedules(specs: list[dict], runs: int) -> list[tuple[str, ...]]:
         schedule, upcoming = "", ""
         for s in spec.get("schedules") or []:
             try:
-                cron_schedule = CronSchedule(cron=s["cron"], timezone=s.get("timezone", "UTC"))
+                cron_schedule = CronSchedule(cron=s["cron"], timezone=s["timezone"])
             except ValueError as err:
                 reason = str(err).splitlines()[-1]
                 raise ConfigError(

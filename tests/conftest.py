@@ -129,6 +129,22 @@ def spawn_cli(cli_env):
     return spawn
 
 
+def run_verb(args: list[str], cwd: Path | None = None) -> tuple[int, list[str]]:
+    """Run a ``sublearn`` verb in-process (from ``cwd``): its exit code and its non-empty output
+    lines. Any exception but the CLI's own exit is raised here, with its traceback."""
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    from sublearn.flows.cli import app
+
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+
+
 def error_line(stderr: str) -> str:
     """A command's last line, the one error line. A failure inside a flow names the log file
     that holds Prefect's traceback ("(details: PATH)"): that file must exist and is taken off,

@@ -23,6 +23,7 @@ from sublearn.core.config import (
 )
 from sublearn.core.errors import DataError
 from sublearn.core.steps import StepPlan, StepStore
+from tests.conftest import run_verb
 
 
 def word_fields(model=ExperimentConfig, prefix: str = "") -> list[str]:
@@ -210,23 +211,9 @@ def test_a_filter_base_config_with_bad_yaml_is_one_line(tmp_path):
 
 
 def cli_error(args: list[str], cwd=None) -> tuple[int, str]:
-    """Run a verb in-process (from ``cwd``); its exit code and its one error line."""
-    import os
-
-    from typer.testing import CliRunner
-
-    from sublearn.flows.cli import app
-
-    here = os.getcwd()
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        result = CliRunner().invoke(app, args)
-    finally:
-        os.chdir(here)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    return result.exit_code, lines[-1] if lines else ""
+    """A verb's exit code and its last line (the one error line when it fails)."""
+    code, lines = run_verb(args, cwd)
+    return code, lines[-1] if lines else ""
 
 
 def test_writing_where_no_file_can_be_is_one_line(tmp_path):

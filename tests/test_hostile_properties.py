@@ -16,12 +16,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from sublearn.flows.cli import app
-from tests.conftest import error_line
+from tests.conftest import error_line, run_verb
 
-runner = CliRunner()
 # derandomize: CI and every machine try the same inputs, so a red run is reproducible here;
 # they change when a strategy changes. Search further locally with a larger max_examples.
 PROPERTY = settings(
@@ -45,15 +42,6 @@ VALUES = st.recursive(
     ),
     max_leaves=6,
 )
-
-
-def verb(args: list[str]) -> tuple[int, list[str]]:
-    """Run a verb in-process: its exit code and its non-empty output lines. Any exception but
-    the CLI's own exit is raised here, with its traceback."""
-    result = runner.invoke(app, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
 
 
 def succeeds_or_one_line(code: int, lines: list[str]) -> None:
@@ -142,7 +130,7 @@ def test_filter_on_any_table(columns):
         rows.write_bytes(columns)
     else:
         pl.DataFrame(columns, strict=False).write_parquet(rows)
-    succeeds_or_one_line(*verb(["filter", "numbers", str(rows), "--out", str(folder / "out")]))
+    succeeds_or_one_line(*run_verb(["filter", "numbers", str(rows), "--out", str(folder / "out")]))
 
 
 def lineages():
@@ -198,9 +186,9 @@ def test_lineage_and_download_of_any_published_dataset(hub_repos, lineage, data,
     files = {"data/train.parquet": data, "lineage.json": lineage, "README.md": card.encode()}
     operations = [CommitOperationAdd(name, content) for name, content in files.items()]
     api.create_commit(repo, repo_type="dataset", operations=operations, commit_message="t")
-    succeeds_or_one_line(*verb(["lineage", repo]))
+    succeeds_or_one_line(*run_verb(["lineage", repo]))
     out = Path(tempfile.mkdtemp(prefix="hostile-download-")) / "dl"
-    code, lines = verb(["download", repo, "--out", str(out)])
+    code, lines = run_verb(["download", repo, "--out", str(out)])
     succeeds_or_one_line(code, lines)
     if code != 0:
         assert not out.exists()  # a refused download leaves nothing behind

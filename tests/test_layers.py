@@ -21,6 +21,17 @@ LAYERS = {
 }
 
 
+def imported_names(path: Path) -> set[str]:
+    """Every module a file imports by absolute name."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
 def imported(path: Path) -> set[str]:
     """The parts of sublearn a module imports (``sublearn.flows.cli`` -> ``flows``)."""
     return {n.split(".")[1] for n in imported_names(path) if n.startswith("sublearn.")}
@@ -44,16 +55,6 @@ def test_the_folders_are_parts_of_one_package():
             tops = {n.split(".")[0] for n in imported_names(path)}
             bare += [f"{path.relative_to(ROOT)} -> {t}" for t in sorted(tops & set(LAYERS))]
     assert bare == []
-
-
-def imported_names(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-    return names
 
 
 def test_the_wheel_installs_one_top_level_name(tmp_path):
