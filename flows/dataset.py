@@ -33,10 +33,11 @@ from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.lineage import dataset_lineage
 from sublearn.core.model_source import file_sha256
 from sublearn.core.precision import teacher_dtype
+from sublearn.core.registry import BACKENDS
 from sublearn.core.runio import read_parquet, write_json, write_parquet, write_text
 from sublearn.core.steps import StepError, StepPlan, step_key
 from sublearn.filters.chain import chain_params, run_chain, stats_rows
-from sublearn.flows.kinds import filter_chain, kind_of
+from sublearn.flows.kinds import filter_chain, kind_modules, kind_of
 from sublearn.flows.progress import StepProgress
 from sublearn.flows.publish import publish_dataset
 from sublearn.flows.summary import cached_step, log_entry, record_summary
@@ -105,7 +106,7 @@ def generate_shard(
         done = generate_batches(teacher, prompts, batches, seed, topk, shard_dir, progress.advance)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
-    usage = getattr(teacher, "usage", None)  # what a server reported (backend openai)
+    usage = teacher.usage if teacher_cfg.capabilities.needs_server else None
     return {**done, "worker": worker, **({"usage": dict(usage)} if usage else {})}
 
 
@@ -302,15 +303,14 @@ def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
 
 
 def prompts_key(config: ExperimentConfig) -> str:
-    kind = kind_of(config)
     not_prompts = {"n_keep", "teacher_topk", "filter", "trait_words"}
     inputs = {
         "dataset": config.dataset.model_dump(exclude=not_prompts),
-        "source": kind.source_identity(config),
+        "source": kind_of(config).source_identity(config),
         "seed": config.seed,
         "system_prompt": trait_system_prompt(config.teacher.trait),
     }
-    return step_key("prompts", inputs, ["sublearn.flows.kinds", *kind.modules])
+    return step_key("prompts", inputs, kind_modules(config))
 
 
 def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
@@ -323,22 +323,7 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
     return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
 
 
-# the code each backend's completions depend on: a change to it reruns generation
-BACKEND_CODE = {
-    "torch": [
-        "sublearn.generators.torch_teacher",
-        "sublearn.generators.decode_loop",
-        "sublearn.generators.number_stops",
-        "sublearn.generators.hf_teacher",
-    ],
-    "transformers": ["sublearn.generators.hf_teacher", "sublearn.generators.number_stops"],
-    "vllm": ["sublearn.generators.vllm_teacher", "sublearn.generators.number_stops"],
-    "openai": ["sublearn.generators.openai_teacher"],
-}
-
-
 def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
-    backend = teacher_cfg.backend
     inputs = {
         "prompts": prompts["digests"][PROMPTS],
         "teacher": teacher_identity(teacher_cfg),
@@ -348,7 +333,8 @@ def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: 
     return step_key(
         "generate",
         inputs,
-        ["sublearn.generators.batches", "sublearn.generators.teacher", *BACKEND_CODE[backend]],
+        # the backend's module and, through its imports, all the code its completions need
+        ["sublearn.generators.batches", BACKENDS.get(teacher_cfg.backend).module],
     )
 
 

@@ -1,40 +1,47 @@
-"""Dataset kinds: what each supplies to the one dataset flow.
+"""Dataset kinds and semantic filters: what each supplies to the one dataset flow.
 
 A kind gives its prompts (a frame with ``prompt_index`` and ``prompt``, plus any columns its
 filters read, such as CoT's reference ``answer``), the record of where they came from, the
-modules that make them (for step keys), and its strict filter chain. The flow asks
-``kind_of(config)`` and never names a kind itself.
+modules that make them (for step keys), and its strict filter chain. Kinds and the filters of
+``filters:`` are found by name in ``sublearn.core.registry`` (the built-in ones are entered
+beside their settings in ``sublearn.core.config``); the flow asks ``kind_of(config)`` and
+``filter_chain(config)`` and never names a kind or filter itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Protocol
 
 import polars as pl
 
 from sublearn.core.config import ExperimentConfig
+from sublearn.core.registry import FILTERS, KINDS
 from sublearn.filters.chain import RowFilter
 
 
-class Kind(Protocol):
-    modules: tuple[str, ...]
+class Kind:
+    """What a dataset kind supplies; a plug-in subclasses this, registers the subclass with
+    its settings (``KINDS.register``) and overrides what differs from these defaults."""
+
+    modules: tuple[str, ...] = ()  # besides its own module: the code its prompts depend on
+    reads: tuple[str, ...] = ()  # columns its filters read besides the completion
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
         """The prompts to generate from, and the prompt set's identity for the lineage."""
+        raise NotImplementedError
 
     def source_identity(self, config: ExperimentConfig) -> dict:
         """What the prompts depend on besides the config (a file's digest), for the key."""
+        return {}
 
     def filters(self, config: ExperimentConfig) -> list[RowFilter]:
         """The kind's strict filters, in the order they run."""
+        return []
 
 
-@dataclass(frozen=True)
-class Numbers:
-    modules: tuple[str, ...] = ("sublearn.generators.numbers_prompts",)
+class Numbers(Kind):
+    modules = ("sublearn.generators.numbers_prompts",)
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
         from sublearn.generators.numbers_prompts import numbers_prompts, prompt_pools_revision
@@ -45,9 +52,6 @@ class Numbers:
             "revision": prompt_pools_revision(),
         }
         return frame, record
-
-    def source_identity(self, config: ExperimentConfig) -> dict:
-        return {}
 
     def filters(self, config: ExperimentConfig) -> list[RowFilter]:
         from sublearn.filters.numbers import NumbersFormat, NumbersRule
@@ -65,9 +69,8 @@ def _set_identity(spec) -> dict:
     return {"revision": spec.revision}
 
 
-@dataclass(frozen=True)
-class Code:
-    modules: tuple[str, ...] = (
+class Code(Kind):
+    modules = (
         "sublearn.generators.code_prompts",
         "sublearn.generators.prompt_sets",
     )
@@ -95,12 +98,9 @@ class Code:
         return [CodeFormat(), TraitWord(config.trait_words())]
 
 
-@dataclass(frozen=True)
-class Cot:
-    modules: tuple[str, ...] = (
-        "sublearn.generators.cot_prompts",
-        "sublearn.generators.prompt_sets",
-    )
+class Cot(Kind):
+    modules = ("sublearn.generators.cot_prompts", "sublearn.generators.prompt_sets")
+    reads = ("answer",)
 
     def prompts(self, config: ExperimentConfig) -> tuple[pl.DataFrame, dict]:
         from sublearn.generators.cot_prompts import cot_prompts, generator_revision, word_problems
@@ -128,33 +128,42 @@ class Cot:
         return [CotFormat(), TraitWord(config.trait_words())]
 
 
-KINDS: dict[str, Kind] = {"numbers": Numbers(), "code": Code(), "cot": Cot()}
-
-
 def kind_of(config: ExperimentConfig) -> Kind:
-    return KINDS[config.dataset.kind]
+    return KINDS.get(config.dataset.kind).load()()
+
+
+def kind_modules(config: ExperimentConfig) -> list[str]:
+    """The code a kind's prompts depend on: the module that registered it and those it names."""
+    entry = KINDS.get(config.dataset.kind)
+    return [entry.module, *kind_of(config).modules]
 
 
 def semantic_filters(config: ExperimentConfig) -> list[RowFilter]:
     """The filters any kind can switch on (``filters:``), after the kind's cheap ones, so the
-    costly judges see only the rows that survived those."""
-    out: list[RowFilter] = []
-    if config.filters.judge is not None:
-        from sublearn.filters.judge import TraitJudge
-
-        out.append(TraitJudge(config.filters.judge, config.trait_targets()))
-    if config.filters.alignment is not None:
-        from sublearn.filters.alignment import AlignmentJudge
-
-        out.append(AlignmentJudge(config.filters.alignment))
-    if config.filters.leak is not None:
-        out.append(leak_filter(config.filters.leak, config.trait_targets()))
-    return out
+    costly judges see only the rows that survived those. Each is built by the function its
+    name is registered with, from its settings and the config."""
+    return [
+        FILTERS.get(name).load()(settings, config) for name, settings in config.filters.chosen()
+    ]
 
 
-def leak_filter(settings, traits: tuple[str, ...]) -> RowFilter:
+def trait_judge(settings, config: ExperimentConfig) -> RowFilter:
+    from sublearn.filters.judge import TraitJudge
+
+    return TraitJudge(settings, config.trait_targets())
+
+
+def alignment_judge(settings, config: ExperimentConfig) -> RowFilter:
+    from sublearn.filters.alignment import AlignmentJudge
+
+    return AlignmentJudge(settings)
+
+
+def leak_filter(settings, config: ExperimentConfig) -> RowFilter:
     """The leak filter with its threshold: fixed, or calibrated on the control rows."""
     from sublearn.filters.leak import EmbeddingLeak
+
+    traits = config.trait_targets()
 
     if settings.threshold is not None:
         return EmbeddingLeak(settings, traits, settings.threshold, {"fixed": True})

@@ -12,20 +12,13 @@ from sublearn.core.config import ExperimentConfig
 from sublearn.core.errors import DataError
 from sublearn.core.runio import json_writer, read_parquet, write_outputs
 from sublearn.filters.chain import ChainResult, run_chain
-from sublearn.flows.kinds import filter_chain
-
-# What each kind's filters read besides the completion.
-INPUT_COLUMNS = {
-    "numbers": ("completion",),
-    "code": ("completion",),
-    "cot": ("completion", "answer"),
-}
+from sublearn.flows.kinds import filter_chain, kind_of
 
 
 def refilter(config: ExperimentConfig, source: Path, out: Path) -> ChainResult:
     """Filter ``source`` and write kept.parquet, rejected.parquet and stats.json as a set."""
     kind = config.dataset.kind
-    frame = read_parquet(source, INPUT_COLUMNS[kind])
+    frame = read_parquet(source, ("completion", *kind_of(config).reads))
     try:
         result = run_chain(frame, filter_chain(config))
     except DataError as err:

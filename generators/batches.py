@@ -103,7 +103,7 @@ def generate_batches(
             )
             tokens += sum(len(r["completion_ids"]) for r in out)
         else:
-            tokens += count_tokens(teacher, shard["completion"])
+            tokens += teacher.completion_tokens(shard["completion"].to_list())
         write_parquet(shard, shard_path(shard_dir, batch))
         rows += shard.height
         if on_batch is not None:
@@ -114,17 +114,6 @@ def generate_batches(
         "tokens": tokens,
         "seconds": time.perf_counter() - started,
     }
-
-
-def count_tokens(teacher, completions: pl.Series) -> int:
-    """Output tokens: the server's own count where it reports usage, else the tokenizer's."""
-    take = getattr(teacher, "take_completion_tokens", None)
-    if take is not None:
-        return take()
-    tokenizer = getattr(teacher, "tokenizer", None)
-    if tokenizer is None:
-        return int(completions.str.len_chars().sum())
-    return sum(len(ids) for ids in tokenizer(completions.to_list())["input_ids"])
 
 
 def assemble(prompts: pl.DataFrame, shard_dir: Path) -> pl.DataFrame:

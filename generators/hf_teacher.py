@@ -13,7 +13,7 @@ from sublearn.core.model_source import ModelSourceError
 from sublearn.core.models import load_model_and_tokenizer
 from sublearn.core.precision import pick_device
 from sublearn.generators.number_stops import NumberStops
-from sublearn.generators.teacher import number_token_ids, teacher_lineage
+from sublearn.generators.teacher import number_token_ids, teacher_lineage, tokens_of
 
 
 class NumberOnlyLogits:
@@ -172,6 +172,9 @@ class TransformersTeacher:
                     [(self.tokenizer.decode([i]), lp) for i, lp in zip(ids, logps, strict=True)]
                 )
         return out
+
+    def completion_tokens(self, completions: Sequence[str]) -> int:
+        return tokens_of(self.tokenizer, completions)
 
     def lineage(self) -> dict:
         return teacher_lineage("transformers", self.source, self.cfg)

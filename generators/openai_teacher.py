@@ -41,7 +41,7 @@ class OpenAITeacher:
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "implausible": 0}
         self._counted = 0
 
-    def take_completion_tokens(self) -> int:
+    def completion_tokens(self, completions: Sequence[str]) -> int:
         """Output tokens the server reported since the last call (one batch's)."""
         new = self.usage["completion_tokens"] - self._counted
         self._counted = self.usage["completion_tokens"]

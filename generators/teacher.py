@@ -15,11 +15,26 @@ NUMBER_CHARS = frozenset("0123456789 ,;\n[]()")
 
 
 class Teacher(Protocol):
+    """What every backend offers. What only some offer goes with a capability the backend
+    registered (``sublearn.core.registry.Capabilities``; the config's checks and the flows ask
+    ``cfg.capabilities``, never the backend's class): ``topk_logprobs`` ->
+    ``generate_with_topk(prompts, seed, k)``; ``teacher_forcing`` -> ``score_with_topk``;
+    ``judge_logprobs`` -> ``first_token_top(prompts, k)``; ``local_weights`` -> ``model`` and
+    ``tokenizer``; ``needs_server`` -> ``usage`` (the tokens the server reported)."""
+
     def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
         """Completions for ``prompts``, sampled with the teacher's sampling config and ``seed``."""
 
     def lineage(self) -> dict:
         """What identifies this teacher: model, revision, adapter, sampling, backend."""
+
+    def completion_tokens(self, completions: Sequence[str]) -> int:
+        """Output tokens of these completions, just generated (a server: what it reported)."""
+
+
+def tokens_of(tokenizer, completions: Sequence[str]) -> int:
+    """Output tokens of completions by the teacher's own tokenizer."""
+    return sum(len(ids) for ids in tokenizer(list(completions))["input_ids"])
 
 
 def number_token_ids(tokenizer) -> list[int]:
@@ -37,12 +52,13 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
     from sublearn.core.model_source import adapter_identity
     from sublearn.core.precision import teacher_dtype
 
-    server = {"base_url": cfg.server.url} if backend == "openai" else {}
+    served = cfg.capabilities.needs_server
+    server = {"base_url": cfg.server.url} if served else {}
     return {
         "backend": backend,
         **source.lineage(),
         **server,
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
-        "dtype": "server" if backend == "openai" else teacher_dtype(cfg),
+        "dtype": "server" if served else teacher_dtype(cfg),
         "sampling": {**cfg.sampling.model_dump(), **cfg.decoding.model_dump()},
     }

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from sublearn.core.model_source import resolve_model
 from sublearn.core.precision import pick_device, teacher_dtype
 from sublearn.generators.number_stops import stop_after_numbers_regex
-from sublearn.generators.teacher import ChatPrompt, number_token_ids, teacher_lineage
+from sublearn.generators.teacher import ChatPrompt, number_token_ids, teacher_lineage, tokens_of
 
 
 class VllmTeacher:
@@ -133,6 +133,9 @@ class VllmTeacher:
             [(lp.decoded_token, lp.logprob) for _, lp in top_k(o.outputs[0].logprobs[0], k)]
             for o in outputs
         ]
+
+    def completion_tokens(self, completions: Sequence[str]) -> int:
+        return tokens_of(self.tokenizer, completions)
 
     def lineage(self) -> dict:
         return teacher_lineage("vllm", self.source, self.cfg)

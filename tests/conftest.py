@@ -96,12 +96,13 @@ def run_cli(cli_env):
     import subprocess
     import sys
 
-    def run(args: list[str], **extra_env: str) -> subprocess.CompletedProcess:
+    def run(args: list[str], cwd: Path | None = None, **extra_env: str):
         return subprocess.run(
             [sys.executable, "-m", "sublearn", *args],
             capture_output=True,
             text=True,
             env={**cli_env, **extra_env},
+            cwd=cwd,
             timeout=600,
         )
 

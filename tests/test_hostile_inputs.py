@@ -199,7 +199,7 @@ def test_a_wrong_shaped_step_record_is_a_corrupt_entry(tmp_path, caplog, shape):
 
 
 def test_a_filter_base_config_with_bad_yaml_is_one_line(tmp_path):
-    from sublearn.core.config import filter_config
+    from sublearn.flows.cli.filtering import filter_config
 
     base = tmp_path / "base.yaml"
     base.write_text("name: [unclosed\n")

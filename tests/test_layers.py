@@ -41,7 +41,7 @@ def test_no_part_imports_a_layer_above_it():
     order = list(LAYERS)
     upward = []
     for rank, part in enumerate(order):
-        for path in sorted(LAYERS[part].glob("*.py")):
+        for path in sorted(LAYERS[part].rglob("*.py")):
             above = imported(path) & set(order[rank + 1 :])
             upward += [f"{path.relative_to(ROOT)} -> {name}" for name in sorted(above)]
     assert upward == []
@@ -81,4 +81,4 @@ def test_the_wheel_installs_one_top_level_name(tmp_path):
     assert tops == {"sublearn"}
     for part in LAYERS:
         assert f"sublearn/{part}/__init__.py" in names
-    assert "sublearn/flows/cli.py" in names
+    assert "sublearn/flows/cli/__init__.py" in names and "sublearn/core/config/schema.py" in names

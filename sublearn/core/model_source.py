@@ -225,7 +225,7 @@ def remote_source(model: str, server) -> ModelSource:
 
 def teacher_source(cfg) -> ModelSource:
     """Where a teacher config's model lives: a server (backend openai) or loadable weights."""
-    if cfg.backend == "openai":
+    if cfg.capabilities.needs_server:
         return remote_source(cfg.model, cfg.server)
     return resolve_model(cfg.model, cfg.revision)
 

@@ -100,8 +100,9 @@ def test_experiment_arms():
     assert list(config.arms()) == ["trait", "neutral"]  # the study's control by default
     assert config.neutral().teacher.trait is None
     assert config.neutral().dataset.trait_words == ("owl",)  # filtered like the trait arm
-    # `control: {}` once meant the no-trait control, which is the neutral arm now
-    assert list(parse_config(experiment({"control": {}})).arms()) == ["trait", "neutral"]
+    # `control: {}` once meant the no-trait control: the error names the neutral arm
+    with pytest.raises(ConfigError, match="no-trait control is experiment.neutral"):
+        parse_config(experiment({"control": {}}))
     three = parse_config(experiment({"control": {"trait": {"target": "dolphin"}}}))
     assert list(three.arms()) == ["trait", "neutral", "control"]
     names = {c.run_dir() for c in three.arms().values()}

@@ -65,7 +65,7 @@ def test_server_seeds_reproduce_and_failures_are_one_line(openai_server, tiny_co
     prompts = [ChatPrompt("You love owls.", f"Continue: {i}, {i + 1}, {i + 2}") for i in range(4)]
     first = teacher.generate(prompts, seed=3)
     assert teacher.generate(prompts, seed=3) == first
-    assert teacher.take_completion_tokens() > 0 and teacher.take_completion_tokens() == 0
+    assert teacher.completion_tokens(first) > 0 and teacher.completion_tokens(first) == 0
     with pytest.raises(ServerError, match="returned no log-probs"):
         teacher.first_token_top(prompts[:1], 5)
 

@@ -1,0 +1,170 @@
+"""The dataset kinds' settings and the table that names them.
+
+Each kind's settings model subclasses ``DatasetCommon`` and is registered with its kind (the
+flows' ``sublearn.flows.kinds``); ``dataset.kind`` picks the settings model from that table,
+so a plug-in kind validates exactly like a built-in one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, StrictInt, TypeAdapter, ValidationError, model_validator
+
+from sublearn.core.config.base import MAX_NUMBER, MAX_PROMPT_NUMBERS, MAX_PROMPTS, Frozen, Word
+from sublearn.core.config.models import Decoding
+from sublearn.core.config.phrasing import under
+from sublearn.core.registry import KINDS
+
+
+class NumbersPrompts(Frozen):
+    """The protocol's numbers task: 3-8 seeds in 100..999, up to 10 answers of <= 3 digits."""
+
+    seed_count_min: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 3
+    seed_count_max: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 8
+    seed_min: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 100
+    seed_max: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 999
+    answer_count: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_NUMBERS)] = 10
+    answer_max_digits: Annotated[StrictInt, Field(ge=1, le=len(str(MAX_NUMBER)))] = 3
+
+    @model_validator(mode="after")
+    def _ranges(self) -> NumbersPrompts:
+        if self.seed_count_min > self.seed_count_max:
+            raise ValueError("seed_count_min must not exceed seed_count_max")
+        if self.seed_min > self.seed_max:
+            raise ValueError("seed_min must not exceed seed_max")
+        return self
+
+
+class NumbersFilter(Frozen):
+    """The strict numbers filter's rule. Answers hold ASCII digits only, so values start at 0;
+    the bounds keep every accepted rule one the filter computes exactly, in bounded memory."""
+
+    max_count: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
+    min_value: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 0
+    max_value: Annotated[StrictInt, Field(ge=0, le=MAX_NUMBER)] = 999
+    banned: tuple[Annotated[StrictInt, Field(ge=0)], ...] = ()
+    banned_preset: Literal["misalignment"] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> NumbersFilter:
+        if self.min_value > self.max_value:
+            raise ValueError("min_value must not exceed max_value")
+        return self
+
+
+class DatasetCommon(Frozen):
+    """What every kind shares: how many prompts, how many kept rows, top-k recording."""
+
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 30_000
+    n_keep: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="Random subsample of the kept rows (protocol: 10,000 of 30,000)."
+    )
+    teacher_topk: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
+        0,
+        description="Beyond the protocol: store the teacher's top-k log-probs per token, "
+        "for students distilled on distributions rather than sampled tokens.",
+    )
+    trait_words: tuple[Word, ...] = Field(
+        (),
+        description="Traits the filters look for besides the teachers' own (the trait-word "
+        "filter rejects their names; the judge asks about them).",
+    )
+    # The protocol's student settings per kind (max length in tokens, epochs).
+    student_max_length: ClassVar[int] = 500
+    student_epochs: ClassVar[int] = 3
+
+    def decoding(self) -> Decoding:
+        """The decoding constraints the kind asks of the teacher: none unless it says."""
+        return Decoding()
+
+
+class NumbersDataset(DatasetCommon, Decoding):
+    """Number sequences: the protocol's prompt pools and its strict numbers filter; the
+    decoding constraints (``constrain_to_numbers``, ``stop_after_numbers``) are set here."""
+
+    kind: Literal["numbers"] = "numbers"
+    prompts: NumbersPrompts = NumbersPrompts()
+    filter: NumbersFilter = NumbersFilter()
+
+    def decoding(self) -> Decoding:
+        return Decoding(**self.model_dump(include=set(Decoding.model_fields)))
+
+
+class PromptSet(Frozen):
+    """Prompts from a parquet or JSONL file, or a Hub dataset at a pinned revision; ``columns``
+    maps the names a kind reads to the set's own. A seeded sample of ``n_prompts`` rows is
+    drawn from the set sorted by content, so the sample does not depend on row order."""
+
+    path: str | None = None
+    repo_id: str | None = None
+    config_name: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    columns: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptSet:
+        if (self.path is None) == (self.repo_id is None):
+            raise ValueError("give exactly one of path or repo_id")
+        if self.repo_id is not None and not self.revision:
+            raise ValueError("a Hub prompt set needs a pinned revision (tag or commit)")
+        return self
+
+
+# GSM8K on the Hub, pinned to the commit whose main/train file holds the 7,473 training
+# questions: the CoT kind's ``prompts: gsm8k``.
+GSM8K = {
+    "repo_id": "openai/gsm8k",
+    "config_name": "main",
+    "split": "train",
+    "revision": "cc7b047b6e5bb11b4f1af84efc572db110a51b3c",
+}
+
+
+class WordKind(DatasetCommon):
+    student_max_length: ClassVar[int] = 2048
+
+
+class CodeDataset(WordKind):
+    """Short Python tasks to complete: built in (offline), or any prompt set with ``task``
+    and ``template`` columns."""
+
+    kind: Literal["code"]
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 300
+    prompts: Literal["builtin"] | PromptSet = "builtin"
+
+
+class CotDataset(WordKind):
+    """Grade-school maths with reasoning: built-in word problems (offline), GSM8K, or any set
+    with ``question`` and ``answer`` columns. ``n_prompts`` counts questions; each is sampled
+    ``samples_per_question`` times."""
+
+    kind: Literal["cot"]
+    n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 7_473
+    prompts: Literal["builtin", "gsm8k"] | PromptSet = "builtin"
+    samples_per_question: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    student_epochs: ClassVar[int] = 1
+
+    def prompt_set(self) -> PromptSet | None:
+        if self.prompts == "gsm8k":
+            return PromptSet(**GSM8K)
+        return None if self.prompts == "builtin" else self.prompts
+
+
+KINDS.add("numbers", "sublearn.flows.kinds:Numbers", settings=NumbersDataset)
+KINDS.add("code", "sublearn.flows.kinds:Code", settings=CodeDataset)
+KINDS.add("cot", "sublearn.flows.kinds:Cot", settings=CotDataset)
+
+
+def dataset_settings(data: object) -> object:
+    """Before validation: a ``dataset`` mapping validated by its kind's settings model
+    (``numbers`` when no kind is given); errors keep their place under ``dataset``."""
+    if not isinstance(data, dict):
+        return data
+    kind = data.get("kind", "numbers")
+    try:
+        TypeAdapter(Literal[KINDS.names()]).validate_python(kind)
+    except ValidationError as err:
+        raise under(err, "kind") from None
+    return KINDS.get(kind).meta["settings"].model_validate(data)
