@@ -115,7 +115,6 @@ def _same(a: Any, b: Any) -> bool:
 KINDS = Registry("dataset kind")
 BACKENDS = Registry("backend")
 FILTERS = Registry("filter")
-METRICS = Registry("metric")
 
 _loaded: set[str] = set()
 

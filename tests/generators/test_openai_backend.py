@@ -93,7 +93,7 @@ def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
         parse_config({**base, "dataset": numbers})
     with pytest.raises(ConfigError, match="server: only for backend openai"):
         parse_config({"name": "s", "teacher": {"server": {"base_url": "http://x/v1"}}})
-    experiment = {"control": {}, "evaluation": {"target": "owl"}}
+    experiment = {"evaluation": {"target": "owl"}}
     with pytest.raises(ConfigError, match="experiment: students fine-tune the teacher's local"):
         parse_config({**base, "experiment": experiment})
     # a judge on OpenAI's API needs no server section either, and records where it ran
