@@ -247,6 +247,8 @@ def audit_config(
     samples: int,
     distill: str,
     folder: Path,
+    questions: int = 50,
+    heldout_questions: int = 24,
 ) -> ExperimentConfig:
     """The config of a transfer audit (``sublearn audit transfer``): students of ``base`` on
     a published dataset, evaluated for ``trait``; validated like any config."""
@@ -270,6 +272,8 @@ def audit_config(
                     "target": trait,
                     "category": category,
                     "samples_per_question": samples,
+                    "questions": questions,
+                    "heldout_questions": heldout_questions,
                 },
             },
         },

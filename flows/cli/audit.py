@@ -27,6 +27,10 @@ def audit_transfer(
     epochs: Annotated[int, typer.Option(help="Student epochs.")] = 2,
     lr: Annotated[float, typer.Option(help="Student learning rate.")] = 5e-4,
     samples: Annotated[int, typer.Option(help="Samples per question.")] = 10,
+    questions: Annotated[int, typer.Option(help="Preference questions (2-50).")] = 50,
+    heldout_questions: Annotated[
+        int, typer.Option(help="Held-out questions scored by log P (0-24).")
+    ] = 24,
     distill: Annotated[str, typer.Option(help="sampled or topk (needs top-k columns).")] = (
         "sampled"
     ),
@@ -36,7 +40,9 @@ def audit_transfer(
     folder = out or Path("runs") / "audits" / dataset.replace("/", "__").replace("@", "_")
     from sublearn.flows.experiment import audit_config
 
-    cfg = audit_config(base, trait, category, epochs, lr, samples, distill, folder)
+    cfg = audit_config(
+        base, trait, category, epochs, lr, samples, distill, folder, questions, heldout_questions
+    )
     from sublearn.flows.experiment import audit_flow
 
     outcome = interruptible(lambda: audit_flow(cfg, dataset, control, folder))

@@ -237,6 +237,10 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
             "1",
             "--samples",
             "2",
+            "--questions",
+            "4",
+            "--heldout-questions",
+            "2",
             "--out",
             str(out),
         ]
@@ -246,6 +250,7 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
     assert "specificity of 'owl' against the control:" in " ".join(proc.stdout.split())
     results = json.loads((out / "results.json").read_text())
     assert [c["against"] for c in results["comparisons"]] == ["control", "base"]
+    assert {len(e["per_question"]) for e in results["evaluations"]} == {4}  # --questions
     assert results["audit"]["dataset"]["commit"] == trait.commit
     student = json.loads((out / "student-seed0" / "lineage.json").read_text())
     assert student["dataset"] == {
