@@ -6,39 +6,37 @@ from __future__ import annotations
 from pathlib import Path
 
 from sublearn.core.runio import write_figure
+from sublearn.eval.results import ExperimentResults, Figure
 
 
-def interval(effect: dict, digits: int = 2) -> str:
-    return (
-        f"{effect['mean']:+.{digits}f} [{effect['low']:+.{digits}f}, {effect['high']:+.{digits}f}]"
-    )
+def interval(effect: Figure, digits: int = 2) -> str:
+    return f"{effect.mean:+.{digits}f} [{effect.low:+.{digits}f}, {effect.high:+.{digits}f}]"
 
 
-def design_line(results: dict) -> str:
-    seeds = results["seeds"]
-    arms = ", ".join(f"{arm} student" for arm in results["arms"])
+def design_line(results: ExperimentResults) -> str:
+    seeds = results.seeds
+    arms = ", ".join(f"{arm} student" for arm in results.arms)
     how = (
         ""
-        if results.get("shuffle", "none") == "none"
-        else (f", numbers shuffled {results['shuffle']} responses before training")
+        if results.shuffle == "none"
+        else (f", numbers shuffled {results.shuffle} responses before training")
     )
-    if results.get("paired"):
+    if results.paired:
         how += ", paired: every arm on the trait teacher's rows with its own teacher's targets"
-    if results.get("loss_on") == "divergent":
+    if results.loss_on == "divergent":
         how += ", loss on divergence tokens only"
     return (
-        f"Arms: {arms}, base model, teacher. Students trained on {results['rows_per_student']} "
-        f"rows each ({results['distill']} targets{how}), {len(seeds)} seed(s) per arm "
-        f"({', '.join(map(str, seeds))}). Models ran in {results.get('dtype', 'unrecorded')} on "
-        f"{results.get('cpu', 'an unrecorded device')}."
+        f"Arms: {arms}, base model, teacher. Students trained on {results.rows_per_student} "
+        f"rows each ({results.distill} targets{how}), {len(seeds)} seed(s) per arm "
+        f"({', '.join(map(str, seeds))}). Models ran in {results.dtype} on {results.cpu}."
     )
 
 
-def report_markdown(results: dict) -> str:
-    target = results["target"]
-    head = results["headline"]
-    against = head["against"]
-    others = len(results["others"])
+def report_markdown(results: ExperimentResults) -> str:
+    target = results.target
+    head = results.headline
+    against = head.against
+    others = len(results.others)
     lines = [
         f"# Subliminal transfer of '{target}'",
         "",
@@ -52,18 +50,18 @@ def report_markdown(results: dict) -> str:
         "over seeds, then questions. Transfer counts only when it is above zero and the target "
         "moved more than each other answer did (placebo rank 1).",
         "",
-        f"- **specificity: {interval(head['specificity'])} nats** - {head['verdict']}",
+        f"- **specificity: {interval(head.specificity)} nats** - {head.verdict}",
     ]
-    if head.get("heldout_specificity"):
-        lines.append(f"- held-out questions: {interval(head['heldout_specificity'])} nats")
-    rank = head["placebo"]
+    if head.heldout_specificity:
+        lines.append(f"- held-out questions: {interval(head.heldout_specificity)} nats")
+    rank = head.placebo
     lines.append(
         f"- placebo: each other answer's specificity computed the same way; {target} ranks "
-        f"{rank['rank']} of {rank['of']} (share at least as specific: {rank['p']:.3f})"
+        f"{rank.rank} of {rank.of} (share at least as specific: {rank.p:.3f})"
     )
     lines += [
-        f"- sampled P({target}) difference: {interval(head['p_target'], 3)}",
-        f"- bare log P({target}) difference: {interval(head['logp_target'])} nats "
+        f"- sampled P({target}) difference: {interval(head.p_target, 3)}",
+        f"- bare log P({target}) difference: {interval(head.logp_target)} nats "
         "(not transfer on its own: every answer may have moved)",
         "",
         "## All comparisons (trait student minus each reference)",
@@ -71,11 +69,11 @@ def report_markdown(results: dict) -> str:
         "| against | specificity | held-out specificity | log P difference | P difference |",
         "|---|---|---|---|---|",
     ]
-    for c in results["comparisons"]:
-        held = interval(c["heldout_specificity"]) if "heldout_specificity" in c else "-"
+    for c in results.comparisons:
+        held = interval(c.heldout_specificity) if c.heldout_specificity else "-"
         lines.append(
-            f"| {c['against']} | {interval(c['specificity'])} | {held} | "
-            f"{interval(c['logp_target'])} | {interval(c['p_target'], 3)} |"
+            f"| {c.against} | {interval(c.specificity)} | {held} | "
+            f"{interval(c.logp_target)} | {interval(c.p_target, 3)} |"
         )
     lines += [
         "",
@@ -84,10 +82,10 @@ def report_markdown(results: dict) -> str:
         "| seed | specificity | log P difference | P difference |",
         "|---:|---:|---:|---:|",
     ]
-    for i, seed in enumerate(results["seeds"]):
+    for i, seed in enumerate(results.seeds):
         lines.append(
-            f"| {seed} | {head['specificity']['per_seed'][i]:+.2f} | "
-            f"{head['logp_target']['per_seed'][i]:+.2f} | {head['p_target']['per_seed'][i]:+.3f} |"
+            f"| {seed} | {head.specificity.per_seed[i]:+.2f} | "
+            f"{head.logp_target.per_seed[i]:+.2f} | {head.p_target.per_seed[i]:+.3f} |"
         )
     lines += [
         "",
@@ -96,23 +94,23 @@ def report_markdown(results: dict) -> str:
         f"| model | P({target}) | 95% interval | log P({target}) | 95% interval | top answer |",
         "|---|---:|---|---:|---|---|",
     ]
-    for r in results["table"]:
+    for r in results.table:
         lines.append(
-            f"| {r['model']} | {r['p_target']:.3f} | [{r['p_low']:.3f}, {r['p_high']:.3f}] | "
-            f"{r['logp_target']:.2f} | [{r['logp_low']:.2f}, {r['logp_high']:.2f}] | "
-            f"{r['top_answer']} |"
+            f"| {r.model} | {r.p_target:.3f} | [{r.p_low:.3f}, {r.p_high:.3f}] | "
+            f"{r.logp_target:.2f} | [{r.logp_low:.2f}, {r.logp_high:.2f}] | "
+            f"{r.top_answer} |"
         )
-    shifts = results["panel_shifts"]
+    shifts = results.panel_shifts
     lines += [
         "",
-        f"## The panel: each answer's log P shift, trait student minus {shifts['against']}",
+        f"## The panel: each answer's log P shift, trait student minus {shifts.against}",
         "",
         "| answer | shift | 95% interval |",
         "|---|---:|---|",
     ]
-    for word, s in sorted(shifts["shifts"].items(), key=lambda kv: -kv[1]["mean"]):
+    for word, s in sorted(shifts.shifts.items(), key=lambda kv: -kv[1].mean):
         name = f"**{word}**" if word == target else word
-        lines.append(f"| {name} | {s['mean']:+.2f} | [{s['low']:+.2f}, {s['high']:+.2f}] |")
+        lines.append(f"| {name} | {s.mean:+.2f} | [{s.low:+.2f}, {s.high:+.2f}] |")
     lines += form_lines(results)
     lines += cross_init_lines(results)
     lines += checkpoint_lines(results)
@@ -124,11 +122,11 @@ def report_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def cross_init_lines(results: dict) -> list[str]:
-    cross = results.get("cross_init")
+def cross_init_lines(results: ExperimentResults) -> list[str]:
+    cross = results.cross_init
     if not cross:
         return []
-    same = results["headline"]
+    same = results.headline
     return [
         "",
         "## Shared against cross initialisation",
@@ -136,14 +134,14 @@ def cross_init_lines(results: dict) -> list[str]:
         "The same trait rows, students starting from the trait teacher's initial adapter state "
         "(shared, the study's condition) or from a state of their own (cross). The study's "
         f"theorem and its MNIST experiment: transfer needs the shared start. Both against the "
-        f"{cross['against']} student.",
+        f"{cross.against} student.",
         "",
         "| start | specificity | held-out specificity | placebo rank | verdict |",
         "|---|---|---|---|---|",
         *(
-            f"| {name} | {interval(e['specificity'])} | "
-            f"{interval(e['heldout_specificity']) if e.get('heldout_specificity') else '-'} | "
-            f"{e['placebo']['rank']} of {e['placebo']['of']} | {e['verdict']} |"
+            f"| {name} | {interval(e.specificity)} | "
+            f"{interval(e.heldout_specificity) if e.heldout_specificity else '-'} | "
+            f"{e.placebo.rank} of {e.placebo.of} | {e.verdict} |"
             for name, e in (("shared", same), ("cross", cross))
         ),
     ]
@@ -152,13 +150,13 @@ def cross_init_lines(results: dict) -> list[str]:
 FORM_NAMES = {"first_letter": "first letter", "article": "article", "first_token": "first token"}
 
 
-def form_lines(results: dict) -> list[str]:
+def form_lines(results: ExperimentResults) -> list[str]:
     """The panel by form: does the target beat the answers that look like it?"""
-    forms = results.get("by_form")
+    forms = results.by_form
     if not forms:
         return []
-    target = results["target"]
-    spec = results["headline"]["placebo"]["specificity"]
+    target = results.target
+    spec = results.headline.placebo.specificity
     lines = [
         "",
         "## The panel by form",
@@ -193,12 +191,12 @@ def form_lines(results: dict) -> list[str]:
 CURVE_ARMS = {"trait": "shared start", "crossinit": "cross start"}
 
 
-def checkpoint_lines(results: dict) -> list[str]:
-    curve = results.get("checkpoints")
+def checkpoint_lines(results: ExperimentResults) -> list[str]:
+    curve = results.checkpoints
     if not curve:
         return []
-    arms = [a for a in CURVE_ARMS if a in curve[-1]]
-    against = curve[-1]["trait"]["against"]
+    arms = [a for a in CURVE_ARMS if getattr(curve[-1], a) is not None]
+    against = curve[-1].trait.against
     lines = [
         "",
         "## Specificity along training",
@@ -212,54 +210,54 @@ def checkpoint_lines(results: dict) -> list[str]:
     ]
     for point in curve:
         cells = [
-            f"{interval(point[a]['specificity'])} | {point[a]['rank']} of {point[a]['of']}"
-            for a in arms
+            f"{interval(arm.specificity)} | {arm.rank} of {arm.of}"
+            for arm in (getattr(point, a) for a in arms)
         ]
-        lines.append(f"| {point['step']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {point.step} | " + " | ".join(cells) + " |")
     return lines
 
 
-def plot_checkpoints(results: dict, path: Path) -> Path:
+def plot_checkpoints(results: ExperimentResults, path: Path) -> Path:
     """Specificity (mean and 95% interval) against optimiser steps, one line per arm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = results["checkpoints"]
+    curve = results.checkpoints
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for arm, name in CURVE_ARMS.items():
-        points = [p for p in curve if arm in p]
+        points = [p for p in curve if getattr(p, arm) is not None]
         if not points:
             continue
-        steps = [p["step"] for p in points]
-        effect = [p[arm]["specificity"] for p in points]
+        steps = [p.step for p in points]
+        effect = [getattr(p, arm).specificity for p in points]
         colour = ARM_COLOURS[arm]
-        ax.plot(steps, [e["mean"] for e in effect], "o-", color=colour, label=name)
+        ax.plot(steps, [e.mean for e in effect], "o-", color=colour, label=name)
         ax.fill_between(
-            steps, [e["low"] for e in effect], [e["high"] for e in effect], color=colour, alpha=0.2
+            steps, [e.low for e in effect], [e.high for e in effect], color=colour, alpha=0.2
         )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("optimiser steps")
-    ax.set_ylabel(f"specificity of {results['target']} (nats)")
-    ax.set_title(f"against the {curve[-1]['trait']['against']} students at the same step")
+    ax.set_ylabel(f"specificity of {results.target} (nats)")
+    ax.set_title(f"against the {curve[-1].trait.against} students at the same step")
     ax.legend()
     fig.tight_layout()
     return write_figure(fig, path)
 
 
-def crossover_lines(results: dict) -> list[str]:
-    crossed = results.get("crossover")
+def crossover_lines(results: ExperimentResults) -> list[str]:
+    crossed = results.crossover
     if not crossed:
         return []
-    targets = crossed["targets"]
+    targets = crossed.targets
     answers = list(targets.values())
     lines = [
         "",
         "## Crossover: two traits, two targets",
         "",
-        f"Each arm's students' specificity for each target against the {crossed['against']} "
-        f"{'model' if crossed['against'] == 'base' else 'students'} (placebo rank among the "
+        f"Each arm's students' specificity for each target against the {crossed.against} "
+        f"{'model' if crossed.against == 'base' else 'students'} (placebo rank among the "
         "panel). Transfer of both traits: each arm's own target above zero and first, the "
         "other's not.",
         "",
@@ -267,17 +265,17 @@ def crossover_lines(results: dict) -> list[str]:
         "|---|" + "---|" * len(answers),
     ]
     for arm, own in targets.items():
-        cells = crossed["cells"][arm]
+        cells = crossed.cells[arm]
         row = [
-            f"{interval(cells[a]['specificity'])}, rank {cells[a]['rank']} of {cells[a]['of']}"
+            f"{interval(cells[a].specificity)}, rank {cells[a].rank} of {cells[a].of}"
             for a in answers
         ]
         lines.append(f"| {arm} ({own} teacher) | " + " | ".join(row) + " |")
     return lines
 
 
-def divergence_lines(results: dict) -> list[str]:
-    divergence = results.get("divergence")
+def divergence_lines(results: ExperimentResults) -> list[str]:
+    divergence = results.divergence
     if not divergence:
         return []
     lines = [
@@ -289,7 +287,7 @@ def divergence_lines(results: dict) -> list[str]:
         "teacher's top choice differs from the trait teacher's (Schrodi et al. 2025)"
         + (
             "; these students' loss was on those positions only."
-            if results.get("loss_on") == "divergent"
+            if results.loss_on == "divergent"
             else "."
         ),
         "",
@@ -316,36 +314,35 @@ def _cell(text: str) -> str:
     return text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'")
 
 
-def cross_model_lines(results: dict) -> list[str]:
-    cross = results.get("cross_model")
+def cross_model_lines(results: ExperimentResults) -> list[str]:
+    cross = results.cross_model
     if not cross:
         return []
-    head = cross["headline"]
+    head = cross.headline
     lines = [
         "",
-        f"## Cross-model control: students of {cross['model']}",
+        f"## Cross-model control: students of {cross.model}",
         "",
         f"Students of another base model, trained on the same trait and neutral rows (sampled "
-        f"tokens), seeds {', '.join(map(str, cross['seeds']))}. The study saw no transfer "
+        f"tokens), seeds {', '.join(map(str, cross.seeds))}. The study saw no transfer "
         "across base models.",
         "",
-        f"- specificity (trait minus neutral student): {interval(head['specificity'])} nats, "
-        f"placebo rank {head['placebo']['rank']} of {head['placebo']['of']} - {head['verdict']}",
-        f"- sampled P({results['target']}) difference: {interval(head['p_target'], 3)}",
-        f"- bare log P difference: {interval(head['logp_target'])} nats",
+        f"- specificity (trait minus neutral student): {interval(head.specificity)} nats, "
+        f"placebo rank {head.placebo.rank} of {head.placebo.of} - {head.verdict}",
+        f"- sampled P({results.target}) difference: {interval(head.p_target, 3)}",
+        f"- bare log P difference: {interval(head.logp_target)} nats",
         "",
-        f"| model | P({results['target']}) | log P({results['target']}) |",
+        f"| model | P({results.target}) | log P({results.target}) |",
         "|---|---:|---:|",
     ]
     lines += [
-        f"| {cross['model']} {r['model']} | {r['p_target']:.3f} | {r['logp_target']:.2f} |"
-        for r in cross["table"]
+        f"| {cross.model} {r.model} | {r.p_target:.3f} | {r.logp_target:.2f} |" for r in cross.table
     ]
     return lines
 
 
-def misalignment_lines(results: dict) -> list[str]:
-    judged = [e for e in results["evaluations"] if "misalignment" in e]
+def misalignment_lines(results: ExperimentResults) -> list[str]:
+    judged = [e for e in results.evaluations if "misalignment" in e]
     if not judged:
         return []
     lines = [
@@ -376,7 +373,7 @@ ARM_COLOURS = {
 }
 
 
-def plot_preference(results: dict, path: Path) -> Path:
+def plot_preference(results: ExperimentResults, path: Path) -> Path:
     """Three panels: each student arm's shift of log P(target) from base (a dot per seed, the
     pooled mean and interval), the panel's shifts (target in colour, the others' mean as a
     line), and sampled P(target) per model as dots with intervals."""
@@ -385,74 +382,74 @@ def plot_preference(results: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    target = results["target"]
+    target = results.target
     fig, (arms_ax, panel_ax, p_ax) = plt.subplots(
         1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 2.2, 1.4]}
     )
-    for x, (arm, shift) in enumerate(results["shifts_from_base"].items()):
+    from_base = results.shifts_from_base
+    for x, (arm, shift) in enumerate(from_base.items()):
         colour = ARM_COLOURS[arm]
-        seeds = shift["per_seed"]
+        seeds = shift.per_seed
         arms_ax.scatter([x + 0.12] * len(seeds), seeds, color=colour, alpha=0.6, s=18)
         arms_ax.errorbar(
             x - 0.08,
-            shift["mean"],
-            yerr=[[shift["mean"] - shift["low"]], [shift["high"] - shift["mean"]]],
+            shift.mean,
+            yerr=[[shift.mean - shift.low], [shift.high - shift.mean]],
             fmt="o",
             color=colour,
             capsize=4,
         )
     arms_ax.axhline(0, color="black", lw=0.8)
-    arms_ax.set_xticks(range(len(results["shifts_from_base"])))
-    arms_ax.set_xticklabels([f"{a}\nstudent" for a in results["shifts_from_base"]], fontsize=8)
-    arms_ax.set_xlim(-0.6, len(results["shifts_from_base"]) - 0.4)
+    arms_ax.set_xticks(range(len(from_base)))
+    arms_ax.set_xticklabels([f"{a}\nstudent" for a in from_base], fontsize=8)
+    arms_ax.set_xlim(-0.6, len(from_base) - 0.4)
     arms_ax.set_ylabel(f"log P({target}) minus base (nats)")
-    teacher = results.get("teacher_shift_from_base")
+    teacher = results.teacher_shift_from_base
     title = "shift from base (dots: seeds)"
     arms_ax.set_title(title + (f"\nteacher: {teacher:+.1f}" if teacher is not None else ""))
 
-    shifts = results["panel_shifts"]["shifts"]
-    words = sorted(shifts, key=lambda w: -shifts[w]["mean"])
+    shifts = results.panel_shifts.shifts
+    words = sorted(shifts, key=lambda w: -shifts[w].mean)
     for x, word in enumerate(words):
         s = shifts[word]
         panel_ax.errorbar(
             x,
-            s["mean"],
-            yerr=[[s["mean"] - s["low"]], [s["high"] - s["mean"]]],
+            s.mean,
+            yerr=[[s.mean - s.low], [s.high - s.mean]],
             fmt="o",
             capsize=3,
             color="#c0392b" if word == target else "#5d6d7e",
         )
-    others = [shifts[w]["mean"] for w in results["others"]]
+    others = [shifts[w].mean for w in results.others]
     panel_ax.axhline(sum(others) / len(others), color="#5d6d7e", ls="--", lw=1)
     panel_ax.axhline(0, color="black", lw=0.8)
     panel_ax.set_xticks(range(len(words)))
     panel_ax.set_xticklabels(words, rotation=60, fontsize=8)
-    head = results["headline"]
+    head = results.headline
     panel_ax.set_title(
-        f"trait student minus {results['panel_shifts']['against']}, per answer; "
-        f"specificity {head['specificity']['mean']:+.2f} "
-        f"[{head['specificity']['low']:+.2f}, {head['specificity']['high']:+.2f}]",
+        f"trait student minus {results.panel_shifts.against}, per answer; "
+        f"specificity {interval(head.specificity)}",
         fontsize=9,
     )
     panel_ax.set_ylabel("log P shift (nats); dashed: others' mean")
 
-    rows = results["table"]
+    rows = results.table
     for y, r in enumerate(rows):
         p_ax.errorbar(
-            r["p_target"],
+            r.p_target,
             y,
-            xerr=[[r["p_target"] - r["p_low"]], [r["p_high"] - r["p_target"]]],
+            xerr=[[r.p_target - r.p_low], [r.p_high - r.p_target]],
             fmt="o",
             capsize=3,
             color="#34495e",
         )
     p_ax.set_yticks(range(len(rows)))
-    p_ax.set_yticklabels([r["model"] for r in rows], fontsize=7)
+    p_ax.set_yticklabels([r.model for r in rows], fontsize=7)
     p_ax.invert_yaxis()
     p_ax.set_xscale("symlog", linthresh=0.01)
     p_ax.set_xlim(0, 1)
     p_ax.set_xlabel(f"sampled P({target})")
     p_ax.set_title(f"sampled P({target})")
-    fig.suptitle(f"Transfer of '{target}': {head['verdict']}", fontsize=10)
+    fig.suptitle(f"Transfer of '{target}': {head.verdict}", fontsize=10)
     fig.tight_layout()
     return write_figure(fig, path)

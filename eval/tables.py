@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sublearn.core.errors import printable
+from sublearn.eval.results import ExperimentResults
 
 
 def plain(value: object) -> Text:
@@ -32,27 +33,27 @@ def stats_table(stats: dict, title: str) -> Table:
     return table
 
 
-def preference_table(results: dict) -> Table:
-    target = results["target"]
-    table = Table(title=f"Preference for '{target}' ({results['rows_per_student']} rows/student)")
+def preference_table(results: ExperimentResults) -> Table:
+    target = results.target
+    table = Table(title=f"Preference for '{target}' ({results.rows_per_student} rows/student)")
     for column in ("model", f"P({target})", "95% interval", f"log P({target})", "95% interval"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for r in results["table"]:
+    for r in results.table:
         table.add_row(
-            r["model"],
-            f"{r['p_target']:.3f}",
-            f"[{r['p_low']:.3f}, {r['p_high']:.3f}]",
-            f"{r['logp_target']:.2f}",
-            f"[{r['logp_low']:.2f}, {r['logp_high']:.2f}]",
+            r.model,
+            f"{r.p_target:.3f}",
+            f"[{r.p_low:.3f}, {r.p_high:.3f}]",
+            f"{r.logp_target:.2f}",
+            f"[{r.logp_low:.2f}, {r.logp_high:.2f}]",
         )
-    for c in results["comparisons"]:
-        lp, p = c["logp_target"], c["p_target"]
+    for c in results.comparisons:
+        lp, p = c.logp_target, c.p_target
         table.add_row(
-            f"difference: trait - {c['against']} ({len(results['seeds'])} seeds)",
-            f"{p['mean']:+.3f}",
-            f"[{p['low']:+.3f}, {p['high']:+.3f}]",
-            f"{lp['mean']:+.2f}",
-            f"[{lp['low']:+.2f}, {lp['high']:+.2f}]",
+            f"difference: trait - {c.against} ({len(results.seeds)} seeds)",
+            f"{p.mean:+.3f}",
+            f"[{p.low:+.3f}, {p.high:+.3f}]",
+            f"{lp.mean:+.2f}",
+            f"[{lp.low:+.2f}, {lp.high:+.2f}]",
         )
     return table
 
@@ -74,33 +75,29 @@ def study_table(study: dict) -> Table:
     return table
 
 
-def headline_line(results: dict) -> str:
+def headline_line(results: ExperimentResults) -> str:
     """The specificity headline: the figure that decides whether the trait transferred."""
-    head = results["headline"]
-    s = head["specificity"]
-    rank = head["placebo"]
+    head = results.headline
+    s, rank = head.specificity, head.placebo
     line = (
-        f"specificity of '{results['target']}' against the {head['against']}: "
-        f"{s['mean']:+.2f} [{s['low']:+.2f}, {s['high']:+.2f}] nats, placebo rank "
-        f"{rank['rank']} of {rank['of']} - {head['verdict']}"
+        f"specificity of '{results.target}' against the {head.against}: "
+        f"{s.mean:+.2f} [{s.low:+.2f}, {s.high:+.2f}] nats, placebo rank "
+        f"{rank.rank} of {rank.of} - {head.verdict}"
     )
-    if head.get("heldout_specificity"):
-        h = head["heldout_specificity"]
-        line += f"; held-out questions {h['mean']:+.2f} [{h['low']:+.2f}, {h['high']:+.2f}]"
-    cross_init = results.get("cross_init")
-    if cross_init:
-        c, r = cross_init["specificity"], cross_init["placebo"]
+    if head.heldout_specificity:
+        h = head.heldout_specificity
+        line += f"; held-out questions {h.mean:+.2f} [{h.low:+.2f}, {h.high:+.2f}]"
+    if results.cross_init:
+        c, r = results.cross_init.specificity, results.cross_init.placebo
         line += (
             f"\ncross-initialisation students (their own start): specificity "
-            f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], placebo rank "
-            f"{r['rank']} of {r['of']}"
+            f"{c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}], placebo rank {r.rank} of {r.of}"
         )
-    cross = results.get("cross_model")
-    if cross:
-        c = cross["headline"]["specificity"]
+    if results.cross_model:
+        c = results.cross_model.headline.specificity
         line += (
-            f"\ncross-model students ({cross['model']}): specificity "
-            f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]"
+            f"\ncross-model students ({results.cross_model.model}): specificity "
+            f"{c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
         )
     return line
 
@@ -168,10 +165,10 @@ def lineage_table(lineage: dict, title: str) -> Table:
     return table
 
 
-def transfer_verdict(results: dict, dataset: str, trait: str, base: str) -> str:
+def transfer_verdict(results: ExperimentResults, dataset: str, trait: str, base: str) -> str:
     """Whether a published dataset carries the trait: the specificity interval above zero."""
-    effect = results["headline"]["specificity"]
-    verdict = "carries" if effect["low"] > 0 else "shows no significant sign of carrying"
+    effect = results.headline.specificity
+    verdict = "carries" if effect.low > 0 else "shows no significant sign of carrying"
     return f"{dataset} {verdict} '{trait}' to a student of {base}"
 
 

@@ -12,6 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from sublearn.eval.results import (
+    Comparison,
+    Crossover,
+    CrossoverCell,
+    Figure,
+    Placebo,
+)
 from sublearn.eval.stats import seed_question_bootstrap
 
 ARMS = {
@@ -39,16 +46,21 @@ def arm_matrices(by_label: dict, arm: str, seeds, questions: str) -> np.ndarray:
     return np.stack([panel_matrix(by_label[label(arm, s)], questions) for s in seeds])
 
 
+def figure(diffs: np.ndarray) -> Figure:
+    """A (seeds, questions) array of paired differences as its mean and interval."""
+    return Figure(**seed_question_bootstrap(diffs))
+
+
 def specificity(shift: np.ndarray, target: int, others: list[int]) -> np.ndarray:
     """Per (seed, question): the target's shift minus the mean shift of the other answers."""
     return shift[..., target] - shift[..., others].mean(axis=-1)
 
 
-def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others) -> dict:
+def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others) -> Comparison:
     """Trait-arm minus reference-arm effects: log P(target), sampled P(target), specificity
     (main questions), and log P and specificity on the held-out questions when scored."""
     t, rest = panel.index(target), [panel.index(w) for w in others]
-    out = {"arm": arm, "against": against}
+    figures = {}
     for questions in ("main", "heldout"):
         if questions == "heldout" and not by_label["base"].get("heldout_panel_logp"):
             continue
@@ -56,8 +68,8 @@ def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others
             by_label, against, seeds, questions
         )
         prefix = "" if questions == "main" else "heldout_"
-        out[f"{prefix}logp_target"] = seed_question_bootstrap(shift[..., t])
-        out[f"{prefix}specificity"] = seed_question_bootstrap(specificity(shift, t, rest))
+        figures[f"{prefix}logp_target"] = figure(shift[..., t])
+        figures[f"{prefix}specificity"] = figure(specificity(shift, t, rest))
     sampled = [np.asarray(by_label[label(arm, s)]["per_question"]) for s in seeds]
     reference = [
         np.asarray(
@@ -65,82 +77,78 @@ def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others
         )
         for s in seeds
     ]
-    out["p_target"] = seed_question_bootstrap(np.stack(sampled) - np.stack(reference))
-    return out
+    p_target = figure(np.stack(sampled) - np.stack(reference))
+    return Comparison(arm=arm, against=against, p_target=p_target, **figures)
 
 
-def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict:
+def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict[str, Figure]:
     """Each panel answer's log P shift (arm minus reference), with its interval."""
     shift = arm_matrices(by_label, arm, seeds, "main") - arm_matrices(
         by_label, against, seeds, "main"
     )
-    return {word: seed_question_bootstrap(shift[..., i]) for i, word in enumerate(panel)}
+    return {word: figure(shift[..., i]) for i, word in enumerate(panel)}
 
 
-def placebo(shifts: dict, target: str, others: list[str]) -> dict:
+def placebo(shifts: dict[str, Figure], target: str, others: list[str]) -> Placebo:
     """The target's specificity beside each other answer's own (its shift minus the mean shift
     of the rest): the target's rank among them (1: it moved most) and the share of answers whose
     specificity is at least the target's, the target included (a permutation p-value: with 15
     others it cannot go below 1/16)."""
     words = [target, *others]
-    means = {w: shifts[w]["mean"] for w in words}
+    means = {w: shifts[w].mean for w in words}
     spec = {}
     for w in words:
         rest = [means[o] for o in others if o != w]
         spec[w] = means[w] - sum(rest) / len(rest)
     at_least = sum(spec[w] >= spec[target] for w in words)
     ahead = sorted((w for w in others if spec[w] >= spec[target]), key=lambda w: -spec[w])
-    return {
-        "rank": at_least,
-        "of": len(words),
-        "p": at_least / len(words),
-        "ahead": ahead,
-        "specificity": spec,
-    }
+    return Placebo(
+        rank=at_least, of=len(words), p=at_least / len(words), ahead=ahead, specificity=spec
+    )
 
 
-def shifts_from_base(by_label: dict, arms: list[str], seeds, target_index: int) -> dict:
+def shifts_from_base(
+    by_label: dict, arms: list[str], seeds, target_index: int
+) -> dict[str, Figure]:
     """Each student arm's log P(target) shift from the base model, per seed and pooled."""
     base = arm_matrices(by_label, "base", seeds, "main")[..., target_index]
     return {
-        arm: seed_question_bootstrap(
-            arm_matrices(by_label, arm, seeds, "main")[..., target_index] - base
-        )
+        arm: figure(arm_matrices(by_label, arm, seeds, "main")[..., target_index] - base)
         for arm in arms
     }
 
 
-def verdict(effect: dict, rank: dict) -> str:
+def verdict(effect: Figure, rank: Placebo) -> str:
     """What the specificity interval and the placebo rank say together, in words that never
     call a bare shift transfer: the target must move more than the others' mean (interval above
     zero) and more than each other answer does (rank 1)."""
-    if effect["low"] > 0 and rank["rank"] == 1:
+    if effect.low > 0 and rank.rank == 1:
         return "transfer: the target moved more than every other answer and than their mean"
-    if effect["low"] > 0:
-        ahead = ", ".join(rank["ahead"])
+    if effect.low > 0:
+        ahead = ", ".join(rank.ahead)
         return (
             f"not specific: the target moved more than the others' mean, but {ahead} moved as "
             "much or more"
         )
-    if effect["high"] < 0:
+    if effect.high < 0:
         return "no transfer: the target moved less than the other answers did"
     return "no evidence of transfer: the target moved no more than the other answers did"
 
 
-def crossover(by_label: dict, seeds, panel, targets: dict[str, str], against: str, others) -> dict:
+def crossover(
+    by_label: dict, seeds, panel, targets: dict[str, str], against: str, others
+) -> Crossover:
     """The 2x2 of two trait arms and their two targets: each arm's students' specificity for
     each target, against the same reference students. Transfer of both traits shows as a
     double dissociation: each arm's own target specific (diagonal above zero, placebo rank 1),
     the other's not."""
-    cells: dict[str, dict] = {}
+    cells: dict[str, dict[str, CrossoverCell]] = {}
     for arm in targets:
         shifts = panel_shifts(by_label, arm, against, seeds, panel)
         for answer in targets.values():
             effect = compare(by_label, arm, against, seeds, panel, answer, others)
             rank = placebo(shifts, answer, others)
-            cells.setdefault(arm, {})[answer] = {
-                "specificity": effect["specificity"],
-                "rank": rank["rank"],
-                "of": rank["of"],
-            }
-    return {"against": against, "targets": targets, "cells": cells}
+            cells.setdefault(arm, {})[answer] = CrossoverCell(
+                specificity=effect.specificity, rank=rank.rank, of=rank.of
+            )
+    return Crossover(against=against, targets=targets, cells=cells)

@@ -20,6 +20,7 @@ from sublearn.core.config import ExperimentConfig, dump_config
 from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.runio import write_text
 from sublearn.core.steps import StepError, StepPlan
+from sublearn.eval.results import Audit, CrossModelResults
 from sublearn.eval.transfer import label
 from sublearn.flows.dataset import dataset_flow
 from sublearn.flows.evaluation import evaluation_step
@@ -153,13 +154,17 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
         record_summary(log, out)
         return {"results": None, "steps": log}
     results = summarise(config, evaluations, rows)
-    results["divergence"] = divergence
-    results["checkpoints"] = checkpoint_curve(results, checkpoints, students)
+    cross_model = None
     if cross_evaluations is not None:
-        results["cross_model"] = {
-            "model": cross.teacher.model,
-            **summarise(cross, cross_evaluations, rows),
+        cross_results = summarise(cross, cross_evaluations, rows)
+        cross_model = CrossModelResults(model=cross.teacher.model, **dict(cross_results))
+    results = results.model_copy(
+        update={
+            "divergence": divergence,
+            "checkpoints": checkpoint_curve(results, checkpoints, students),
+            "cross_model": cross_model,
         }
+    )
     paths = write_report(config, results, out)
     log.append(log_entry("report", config.name, "ran", {"rows": len(evaluations)}))
     record_summary(log, out)
@@ -231,8 +236,9 @@ def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out:
             evaluations.append(
                 evaluation_step(config, plan, label(arm, seed), str(path), None, log)
             )
-    results = summarise(config, evaluations, arms["trait"][0].height)
-    results["audit"] = {"dataset": source, "control": control, "base": config.teacher.model}
+    results = summarise(config, evaluations, arms["trait"][0].height).model_copy(
+        update={"audit": Audit(dataset=source, control=control, base=config.teacher.model)}
+    )
     paths = write_report(config, results, out)
     record_summary(log, out)
     return {"results": results, **paths, "steps": log}

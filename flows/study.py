@@ -12,23 +12,25 @@ from sublearn.core.config import ExperimentConfig, dump_config
 from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.runio import write_json, write_text
 from sublearn.core.steps import StepPlan
+from sublearn.eval.results import ExperimentResults
 from sublearn.flows.experiment import experiment_flow
 from sublearn.flows.summary import record_summary
 
 
-def cell_summary(cell: dict, results: dict, report: str) -> dict:
+def cell_summary(cell: dict, results: ExperimentResults, report: str) -> dict:
     """A cell's headline figures: what the dose-response plot and table show."""
-    head = results["headline"]
+    head = results.headline
+    heldout = head.heldout_specificity
     return {
         **cell,
-        "rows_per_student": results["rows_per_student"],
-        "against": head["against"],
-        "specificity": head["specificity"],
-        "heldout_specificity": head.get("heldout_specificity"),
-        "logp_target": head["logp_target"],
-        "p_target": head["p_target"],
-        "placebo_rank": f"{head['placebo']['rank']}/{head['placebo']['of']}",
-        "verdict": head["verdict"],
+        "rows_per_student": results.rows_per_student,
+        "against": head.against,
+        "specificity": head.specificity.model_dump(),
+        "heldout_specificity": heldout.model_dump() if heldout else None,
+        "logp_target": head.logp_target.model_dump(),
+        "p_target": head.p_target.model_dump(),
+        "placebo_rank": f"{head.placebo.rank}/{head.placebo.of}",
+        "verdict": head.verdict,
         "report": report,
     }
 
@@ -52,7 +54,7 @@ def study_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
     record_summary(log, out)
     if not cells:
         return {"results": None, "study": None, "steps": log}
-    study = {"name": config.name, "cells": cells, "cpu": outcome["results"]["cpu"]}
+    study = {"name": config.name, "cells": cells, "cpu": outcome["results"].cpu}
     write_json(study, out / "study.json")
     plot = plot_dose_response(study, out / "dose-response.png")
     write_text(study_markdown(study), out / "study.md")

@@ -145,7 +145,7 @@ def test_the_experiment_reports_shared_beside_cross_initialisation(
         },
     }
     config = parse_config(data)
-    results = experiment_flow(config)["results"]
+    results = experiment_flow(config)["results"].model_dump(mode="json")
     out = config.experiment_dir()
     teacher = json.loads((cached_trait_adapter(config.teacher) / "trait.json").read_text())
     starts = {

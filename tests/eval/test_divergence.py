@@ -66,8 +66,8 @@ def test_the_crossover_shows_a_double_dissociation_where_there_is_one():
     got = crossover(
         by_label, [0, 1], panel, {"trait": "owl", "control": "dolphin"}, "neutral", others
     )
-    cells = got["cells"]
+    cells = got.cells
     for arm, own, other in (("trait", "owl", "dolphin"), ("control", "dolphin", "owl")):
-        assert cells[arm][own]["specificity"]["low"] > 0.8 and cells[arm][own]["rank"] == 1
+        assert cells[arm][own].specificity.low > 0.8 and cells[arm][own].rank == 1
         off = cells[arm][other]
-        assert abs(off["specificity"]["mean"]) < 0.1 and off["of"] == 5
+        assert abs(off.specificity.mean) < 0.1 and off.of == 5

@@ -13,6 +13,7 @@ from huggingface_hub import HfApi
 from sublearn.core.config import CrossModel, parse_config
 from sublearn.eval.preference import sampled_preference
 from sublearn.eval.preference_questions import PANELS
+from sublearn.eval.results import ExperimentResults
 from sublearn.eval.stats import seed_question_bootstrap
 
 
@@ -59,6 +60,7 @@ def test_experiment_writes_report_plot_and_results(tiny_experiment):
     config, outcome = tiny_experiment
     out = config.experiment_dir()
     results = json.loads((out / "results.json").read_text())
+    assert ExperimentResults.model_validate(results) == outcome["results"]  # results.json
     labels = [e["label"] for e in results["evaluations"]]
     students = [
         f"{arm} student (seed {seed})" for seed in (0, 1) for arm in ("trait", "neutral", "control")
@@ -106,7 +108,7 @@ def assert_same_statistics(got: dict, expected: dict) -> None:
 
 def test_statistics_come_from_the_real_samples(tiny_experiment):
     config, outcome = tiny_experiment
-    results = outcome["results"]
+    results = outcome["results"].model_dump(mode="json")  # as results.json holds them
     for e in results["evaluations"]:
         assert [len(a) for a in e["answers"]] == [3, 3, 3, 3]
         again = sampled_preference(e["answers"], "owl")
@@ -163,7 +165,7 @@ def test_rerun_reuses_students_and_evaluations(tiny_experiment):
     assert {e["status"] for e in outcome["steps"] if e["step"] != "report"} == {"ran"}
     again = experiment_flow(config)
     assert {e["status"] for e in again["steps"] if e["step"] != "report"} == {"reused"}
-    assert again["results"]["table"] == outcome["results"]["table"]
+    assert again["results"].table == outcome["results"].table
 
     only = experiment_flow(config, StepPlan(only="evaluate"))
     assert {(e["step"], e["status"]) for e in only["steps"]} == {
@@ -348,7 +350,7 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
         ("evaluate", "neutral student (seed 0)"),
         ("report", "tiny-exp"),
     }
-    results = outcome["results"]["cross_model"]
+    results = outcome["results"].cross_model.model_dump(mode="json")
     assert results["model"] == "embedded-gemma3" and results["headline"]["against"] == "neutral"
     assert results["distill"] == "sampled"  # top-k ids are the teacher's tokenizer's
     folder = cross.experiment_dir() / "cross-student-seed0"
@@ -356,7 +358,7 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
     assert lineage["distill"] == "sampled"
     # Gemma's log P differs from SmolLM2's for the same questions: another model answered
-    main = {e["label"]: e for e in outcome["results"]["evaluations"]}
+    main = {e["label"]: e for e in outcome["results"].evaluations}
     other = {e["label"]: e for e in results["evaluations"]}
     assert other["base"]["logp_target"]["mean"] != main["base"]["logp_target"]["mean"]
     assert "Cross-model control: students of embedded-gemma3" in outcome_report(outcome)
