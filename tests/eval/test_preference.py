@@ -172,20 +172,25 @@ def test_panel_logprob_columns_are_each_words_variants():
 
 
 def test_placebo_rank_and_verdict():
+    from sublearn.eval.results import Figure
     from sublearn.eval.transfer import placebo, verdict
 
+    def figure(mean: float, low: float | None = None, high: float | None = None) -> Figure:
+        low, high = mean if low is None else low, mean if high is None else high
+        return Figure(mean=mean, low=low, high=high, per_seed=[mean], seeds=1, n=1)
+
     def shifts(**means):
-        return {w: {"mean": m} for w, m in means.items()}
+        return {w: figure(m) for w, m in means.items()}
 
     others = ["cat", "dog", "fox"]
     alone = placebo(shifts(owl=1.0, cat=0.1, dog=0.0, fox=-0.1), "owl", others)
-    assert alone["rank"] == 1 and alone["p"] == 0.25 and alone["ahead"] == []
-    assert alone["specificity"]["owl"] == pytest.approx(1.0)
-    assert alone["specificity"]["cat"] == pytest.approx(0.1 - (-0.05))  # without owl
-    above = {"mean": 0.5, "low": 0.2, "high": 0.8}
+    assert alone.rank == 1 and alone.p == 0.25 and alone.ahead == []
+    assert alone.specificity["owl"] == pytest.approx(1.0)
+    assert alone.specificity["cat"] == pytest.approx(0.1 - (-0.05))  # without owl
+    above = figure(0.5, 0.2, 0.8)
     assert verdict(above, alone).startswith("transfer:")
     crowd = placebo(shifts(owl=1.0, cat=1.2, dog=0.0, fox=-0.1), "owl", others)
-    assert crowd["rank"] == 2 and crowd["ahead"] == ["cat"]
+    assert crowd.rank == 2 and crowd.ahead == ["cat"]
     assert verdict(above, crowd).startswith("not specific:") and "cat" in verdict(above, crowd)
-    assert verdict({"mean": 0.1, "low": -0.1, "high": 0.3}, alone).startswith("no evidence")
-    assert verdict({"mean": -0.5, "low": -0.8, "high": -0.2}, crowd).startswith("no transfer")
+    assert verdict(figure(0.1, -0.1, 0.3), alone).startswith("no evidence")
+    assert verdict(figure(-0.5, -0.8, -0.2), crowd).startswith("no transfer")
