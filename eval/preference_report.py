@@ -75,6 +75,10 @@ def report_markdown(results: ExperimentResults) -> str:
             f"| {c.against} | {interval(c.specificity)} | {held} | "
             f"{interval(c.logp_target)} | {interval(c.p_target, 3)} |"
         )
+    more = [(c.against, name, f) for c in results.comparisons for name, f in c.more.items()]
+    if more:
+        lines += ["", "Plug-in metrics (sublearn.core.registry.METRICS):", ""]
+        lines += [f"- {name}, trait minus {against}: {interval(f)}" for against, name, f in more]
     lines += [
         "",
         f"## Each seed (against the {against})",

@@ -38,6 +38,7 @@ class Comparison(Result):
     heldout_logp_target: Figure | None = None
     heldout_specificity: Figure | None = None
     p_target: Figure
+    more: dict[str, Figure] = {}  # plug-in metrics' figures (``heldout_`` prefixed too)
 
 
 class Placebo(Result):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sublearn.core.registry import METRICS
 from sublearn.eval.results import (
     Comparison,
     Crossover,
@@ -56,11 +57,24 @@ def specificity(shift: np.ndarray, target: int, others: list[int]) -> np.ndarray
     return shift[..., target] - shift[..., others].mean(axis=-1)
 
 
+def target_logp(shift: np.ndarray, target: int, others: list[int]) -> np.ndarray:
+    """Per (seed, question): the target's log P shift."""
+    return shift[..., target]
+
+
+# Figures of the panel's log P shift, per (seed, question), each bootstrapped the same way; a
+# plug-in adds one with ``@METRICS.register(name)`` on a function of (shift, target, others).
+METRICS.add("logp_target", target_logp)
+METRICS.add("specificity", specificity)
+BUILT_IN_METRICS = ("logp_target", "specificity")
+
+
 def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others) -> Comparison:
-    """Trait-arm minus reference-arm effects: log P(target), sampled P(target), specificity
-    (main questions), and log P and specificity on the held-out questions when scored."""
+    """Trait-arm minus reference-arm effects: every registered metric of the panel's log P
+    shift (log P(target) and specificity built in) on the main and, when scored, the held-out
+    questions, and sampled P(target)."""
     t, rest = panel.index(target), [panel.index(w) for w in others]
-    figures = {}
+    figures, more = {}, {}
     for questions in ("main", "heldout"):
         if questions == "heldout" and not by_label["base"].get("heldout_panel_logp"):
             continue
@@ -68,8 +82,9 @@ def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others
             by_label, against, seeds, questions
         )
         prefix = "" if questions == "main" else "heldout_"
-        figures[f"{prefix}logp_target"] = figure(shift[..., t])
-        figures[f"{prefix}specificity"] = figure(specificity(shift, t, rest))
+        for entry in METRICS.entries():
+            into = figures if entry.name in BUILT_IN_METRICS else more
+            into[f"{prefix}{entry.name}"] = figure(entry.load()(shift, t, rest))
     sampled = [np.asarray(by_label[label(arm, s)]["per_question"]) for s in seeds]
     reference = [
         np.asarray(
@@ -78,7 +93,7 @@ def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others
         for s in seeds
     ]
     p_target = figure(np.stack(sampled) - np.stack(reference))
-    return Comparison(arm=arm, against=against, p_target=p_target, **figures)
+    return Comparison(arm=arm, against=against, p_target=p_target, more=more, **figures)
 
 
 def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict[str, Figure]:

@@ -2,11 +2,12 @@
 
 A config's allowed values (``dataset.kind``, ``teacher.backend``, the sections under
 ``filters:``) are the names in these tables, and the flows find what to run by the same
-names, so a new kind, backend or filter is one module that registers itself and nothing
-else. Built-in components are named by ``"module:attribute"`` and imported on first use (vLLM
-and the openai client load only when chosen). A plug-in module is loaded by naming it in a
-config's ``plugins:`` list or by advertising it under the ``sublearn.plugins`` entry-point
-group of an installed distribution (as inspect_ai finds model APIs and scorers).
+names, so a new kind, backend, filter or evaluation metric is one module that registers
+itself and nothing else. Built-in components are named by ``"module:attribute"`` and
+imported on first use (vLLM and the openai client load only when chosen). A plug-in module is
+loaded by naming it in a config's ``plugins:`` list or by advertising it under the
+``sublearn.plugins`` entry-point group of an installed distribution (as inspect_ai finds
+model APIs and scorers).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(self._entries.values())
+
     def get(self, name: str) -> Entry:
         try:
             return self._entries[name]
@@ -115,6 +119,7 @@ def _same(a: Any, b: Any) -> bool:
 KINDS = Registry("dataset kind")
 BACKENDS = Registry("backend")
 FILTERS = Registry("filter")
+METRICS = Registry("metric")
 
 _loaded: set[str] = set()
 

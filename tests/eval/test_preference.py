@@ -194,3 +194,35 @@ def test_placebo_rank_and_verdict():
     assert verdict(above, crowd).startswith("not specific:") and "cat" in verdict(above, crowd)
     assert verdict(figure(0.1, -0.1, 0.3), alone).startswith("no evidence")
     assert verdict(figure(-0.5, -0.8, -0.2), crowd).startswith("no transfer")
+
+
+def test_a_registered_metric_is_computed_for_every_comparison():
+    """A plug-in metric (one function registered by name) gets its figure on the main and the
+    held-out questions, bootstrapped like the built-in ones, and a line in the report."""
+    import numpy as np
+
+    from sublearn.core.registry import METRICS
+    from sublearn.eval.transfer import compare, label
+
+    panel = ["owl", "cat", "dog", "fox"]
+    rng = np.random.default_rng(0)
+
+    def model(lift: float) -> dict:
+        return {
+            "panel_logp": (rng.normal(-8, 0.01, size=(5, 4)) + lift).tolist(),
+            "heldout_panel_logp": (rng.normal(-8, 0.01, size=(3, 4)) + lift).tolist(),
+            "per_question": [0.0] * 5,
+        }
+
+    by_label = {"base": model(0.0)}
+    for seed in (0, 1):
+        by_label[label("trait", seed)] = model(0.5)  # every answer up by 0.5
+        by_label[label("neutral", seed)] = model(0.0)
+    METRICS.add("mean_shift", lambda shift, target, others: shift.mean(axis=-1))
+    try:
+        got = compare(by_label, "trait", "neutral", [0, 1], panel, "owl", ["cat", "dog", "fox"])
+    finally:
+        METRICS._entries.pop("mean_shift")
+    assert set(got.more) == {"mean_shift", "heldout_mean_shift"}
+    assert got.more["mean_shift"].mean == pytest.approx(0.5, abs=0.01)
+    assert got.specificity.mean == pytest.approx(0.0, abs=0.02)  # all moved alike
