@@ -5,6 +5,9 @@ Each step's output is cached in the step store (``sublearn.core.steps``) by its 
 linked into the run directory, so a rerun redoes only what a config change touches and a later
 step can be rerun from the files alone. Generation writes one shard per batch, so a run killed
 mid-way resumes with the unfinished batches only.
+
+Over 400 lines on purpose: the flow's steps (prompts, trait teacher, generate, filter,
+publish), each with the key that decides its reuse written beside it.
 """
 
 from __future__ import annotations

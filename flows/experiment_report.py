@@ -183,7 +183,8 @@ def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
 
 @task(cache_policy=NO_CACHE)
 def write_report(config: ExperimentConfig, results: ExperimentResults, out_dir: Path) -> dict:
-    from sublearn.eval.preference_report import plot_checkpoints, plot_preference, report_markdown
+    from sublearn.eval.preference_plots import plot_checkpoints, plot_preference
+    from sublearn.eval.preference_report import report_markdown
 
     write_json(results.model_dump(mode="json"), out_dir / "results.json")
     plot = plot_preference(results, out_dir / "preference.png")

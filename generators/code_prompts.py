@@ -5,6 +5,9 @@ comments, standard minimal variable names, the full snippet repeated as valid co
 composed from task families, each a description pattern, a function to start, and the variants
 that fill them in; every (family, variant) pair is one distinct task. Pure: the same seed gives
 the same prompts.
+
+Over 400 lines on purpose: most of it is the task table (31 families), data kept beside the
+code that composes it.
 """
 
 from __future__ import annotations
