@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from sublearn.core.config import ConfigError, ExperimentConfig, format_error, read_yaml
-from sublearn.core.registry import KINDS, load_plugins
+from sublearn.core.registry import KINDS, load_plugins_of
 from sublearn.eval.tables import stats_table
 from sublearn.flows.cli.common import console, fail, one_line_errors
 
@@ -41,14 +41,12 @@ def filter_config(kind: str, options: dict, base: Path | None = None) -> Experim
         data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        plugins = data.get("plugins") or ()
-        load_plugins(tuple(plugins) if isinstance(plugins, list) else ())
         given = (data.get("dataset") or {}).get("kind", "numbers")
         if given != kind:
             raise ConfigError(f"{path}: dataset.kind is {given!r}, not {kind!r}")
     else:
         data = {"name": "filter", "dataset": {"kind": kind}}
-    load_plugins()
+    load_plugins_of(data)
     if kind not in KINDS:
         raise ConfigError(f"KIND: expected one of {', '.join(KINDS.names())}, got {kind!r}")
     for name, value in options.items():

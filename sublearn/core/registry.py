@@ -135,6 +135,14 @@ def load_plugins(modules: tuple[str, ...] = ()) -> None:
         _import(module, "plugins")
 
 
+def load_plugins_of(data: object) -> None:
+    """The plug-ins a config's raw data names (its ``plugins:`` list) and the installed ones,
+    loaded before the rest of it is validated; a malformed list is left to validation."""
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    named = isinstance(plugins, (list, tuple)) and all(isinstance(p, str) for p in plugins)
+    load_plugins(tuple(plugins) if named else ())
+
+
 def _import(module: str, where: str) -> None:
     if module in _loaded:
         return

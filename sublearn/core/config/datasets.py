@@ -163,8 +163,9 @@ def dataset_settings(data: object) -> object:
     if not isinstance(data, dict):
         return data
     kind = data.get("kind", "numbers")
-    try:
-        TypeAdapter(Literal[KINDS.names()]).validate_python(kind)
-    except ValidationError as err:
-        raise under(err, "kind") from None
+    if not isinstance(kind, str) or kind not in KINDS:  # pydantic's own message, at its place
+        try:
+            TypeAdapter(Literal[KINDS.names()]).validate_python(kind)
+        except ValidationError as err:
+            raise under(err, "kind") from None
     return KINDS.get(kind).meta["settings"].model_validate(data)

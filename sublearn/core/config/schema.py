@@ -21,7 +21,7 @@ from sublearn.core.config.experiment import Experiment, Grid
 from sublearn.core.config.filters import SemanticFilters
 from sublearn.core.config.models import Decoding, Teacher
 from sublearn.core.config.runs import Publish, ScaleOut, Schedule
-from sublearn.core.registry import load_plugins
+from sublearn.core.registry import load_plugins_of
 
 # Spellings from before dataset kinds, and where each setting is now.
 MOVED = (
@@ -74,9 +74,7 @@ class ExperimentConfig(ExperimentDesign, Frozen):
         moved = old_spelling(data)
         if moved is not None:
             raise ValueError(moved)
-        plugins = data.get("plugins") or ()
-        if isinstance(plugins, (list, tuple)) and all(isinstance(p, str) for p in plugins):
-            load_plugins(tuple(plugins))
+        load_plugins_of(data)
         return data
 
     _dataset_kind = field_validator("dataset", mode="before")(dataset_settings)
