@@ -20,7 +20,7 @@ from bench_generate import owl_numbers_prompts
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import parse_config
 from sublearn.core.model_source import cache_root, embedded_gguf, embedded_source
-from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.core.precision import cpu_description
 from sublearn.generators.backends import load_teacher
 
 
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
     prompts = owl_numbers_prompts(args.prompts)
-    auto = teacher_dtype(parse_config({"name": "b"}).teacher)
+    auto = parse_config({"name": "b"}).teacher.precision().dtype
     print(f"CPU: {cpu_description()}; dtype auto -> {auto}")
     rates = {
         f"transformers {d}": transformers_rate(d, prompts, args.max_new_tokens)

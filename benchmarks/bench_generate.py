@@ -31,7 +31,7 @@ import torch
 
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import parse_config
-from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.core.precision import cpu_description
 from sublearn.generators.backends import load_teacher
 from sublearn.generators.numbers_prompts import numbers_prompts
 from sublearn.generators.trait_prompt import trait_system_prompt
@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     prompts = owl_numbers_prompts(args.prompts)
     chosen = parse_config({"name": "bench", "teacher": {"dtype": args.dtype}}).teacher
-    paired = teacher_dtype(chosen)
+    paired = chosen.precision().dtype
     print(f"CPU: {cpu_description()}; dtype {args.dtype} -> {paired}")
     print(
         f"{args.prompts} owl numbers prompts, {args.max_new_tokens} new tokens, "

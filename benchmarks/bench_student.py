@@ -39,7 +39,7 @@ from sublearn.core.finetune import (
     weighted_nll,
 )
 from sublearn.core.models import load_model_and_tokenizer
-from sublearn.core.precision import cpu_description, resolve_dtype
+from sublearn.core.precision import cpu_description, precision_for
 
 
 def student_rows(tokenizer, n: int, k: int = 20, seed: int = 0) -> list[ChatRow]:
@@ -101,8 +101,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
     teacher = parse_config({"name": "bench"}).teacher
-    dtype = resolve_dtype(args.dtype, "cpu")
-    _, model, tokenizer = load_model_and_tokenizer(teacher.model, None, args.dtype, "cpu")
+    precision = precision_for(args.dtype, "cpu")
+    dtype = precision.dtype
+    _, model, tokenizer = load_model_and_tokenizer(teacher.model, None, precision)
     model, _ = add_lora(model, LoraTraining())
     model.train()
     encoded = encode_rows(tokenizer, student_rows(tokenizer, args.rows), 500)

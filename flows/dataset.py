@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -35,15 +36,14 @@ from sublearn.core.config import Teacher as TeacherConfig
 from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.lineage import dataset_lineage
 from sublearn.core.model_source import file_sha256
-from sublearn.core.precision import teacher_dtype
 from sublearn.core.registry import BACKENDS
 from sublearn.core.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.core.steps import StepError, StepPlan, step_key
+from sublearn.core.steps import Step, StepError, StepPlan
 from sublearn.filters.chain import chain_params, run_chain, stats_rows
 from sublearn.flows.kinds import filter_chain, kind_modules, kind_of
 from sublearn.flows.progress import StepProgress
 from sublearn.flows.publish import publish_dataset
-from sublearn.flows.summary import cached_step, log_entry, record_summary
+from sublearn.flows.summary import log_entry, record_summary, run_step
 from sublearn.generators.batches import assemble, done_indices, pending_batches, split_shards
 from sublearn.generators.trait_prompt import trait_system_prompt
 from sublearn.generators.trait_teacher import trait_record
@@ -71,6 +71,32 @@ def build_prompts(config: ExperimentConfig, folder: Path) -> dict:
     write_parquet(prompts, folder / PROMPTS)
     write_json(prompt_set, folder / PROMPT_SET)
     return {"files": [PROMPTS, PROMPT_SET], "rows": prompts.height}
+
+
+@dataclass(frozen=True)
+class PromptsStep(Step):
+    """The kind's prompts with the trait's system prompt: keyed by the dataset settings that
+    shape prompts, the prompt source, the seed and the system prompt, computed by the kind's
+    modules."""
+
+    config: ExperimentConfig
+    name = "prompts"
+
+    def inputs(self) -> dict:
+        config = self.config
+        not_prompts = {"n_keep", "teacher_topk", "filter", "trait_words"}
+        return {
+            "dataset": config.dataset.model_dump(exclude=not_prompts),
+            "source": kind_of(config).source_identity(config),
+            "seed": config.seed,
+            "system_prompt": trait_system_prompt(config.teacher.trait),
+        }
+
+    def modules(self) -> tuple[str, ...]:
+        return tuple(kind_modules(self.config))
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        return build_prompts(self.config, folder)
 
 
 @task(cache_policy=NO_CACHE)
@@ -229,6 +255,33 @@ def generate_step(
     }
 
 
+@dataclass(frozen=True)
+class GenerateStep(Step):
+    """The teacher's completions of the prompts: keyed by the prompts' digest, the teacher's
+    identity (weights, adapter, precision, sampling), top-k and the seed; computed by the
+    backend's module and, through its imports, all the code its completions need."""
+
+    config: ExperimentConfig
+    teacher: TeacherConfig
+    prompts: dict
+    prompts_path: Path
+    name = "generate"
+
+    def inputs(self) -> dict:
+        return {
+            "prompts": self.prompts["digests"][PROMPTS],
+            "teacher": teacher_identity(self.teacher),
+            "topk": self.config.dataset.teacher_topk,
+            "seed": self.config.seed,
+        }
+
+    def modules(self) -> tuple[str, ...]:
+        return ("sublearn.generators.batches", BACKENDS.get(self.teacher.backend).module)
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        return generate_step(self.config, self.teacher, self.prompts_path, folder, fresh)
+
+
 def server_usage(teacher_cfg: TeacherConfig, results: list[dict]) -> dict:
     """Tokens a server reported for this run's requests, and their cost where the config
     gives prices; empty for local backends."""
@@ -273,6 +326,32 @@ def filter_completions(config: ExperimentConfig, raw_path: Path, folder: Path) -
     return {"files": [KEPT, REJECTED, STATS], "rows": kept.height}
 
 
+@dataclass(frozen=True)
+class FilterStep(Step):
+    """The kind's filter chain on the raw completions: keyed by their digest, every filter's
+    parameters, ``n_keep`` and the seed; computed by the chain and each filter's module."""
+
+    config: ExperimentConfig
+    raw: dict
+    raw_path: Path
+    name = "filter"
+
+    def inputs(self) -> dict:
+        return {
+            "raw": self.raw["digests"][RAW],
+            "filters": chain_params(filter_chain(self.config)),
+            "n_keep": self.config.dataset.n_keep,
+            "seed": self.config.seed,
+        }
+
+    def modules(self) -> tuple[str, ...]:
+        filters = filter_chain(self.config)
+        return ("sublearn.filters.chain", *dict.fromkeys(type(f).__module__ for f in filters))
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        return filter_completions(self.config, self.raw_path, folder)
+
+
 @task(cache_policy=NO_CACHE)
 def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
     """Write the lineage of the dataset now in the run directory; log and publish its stats."""
@@ -305,17 +384,6 @@ def save_dataset(config: ExperimentConfig, run_dir: Path) -> dict:
     return stats
 
 
-def prompts_key(config: ExperimentConfig) -> str:
-    not_prompts = {"n_keep", "teacher_topk", "filter", "trait_words"}
-    inputs = {
-        "dataset": config.dataset.model_dump(exclude=not_prompts),
-        "source": kind_of(config).source_identity(config),
-        "seed": config.seed,
-        "system_prompt": trait_system_prompt(config.teacher.trait),
-    }
-    return step_key("prompts", inputs, kind_modules(config))
-
-
 def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
     """What the teacher's lineage records (weights, revision, adapter digest, sampling), known
     without loading the model: it keys the generate step and labels its output."""
@@ -324,33 +392,6 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
 
     source = teacher_source(teacher_cfg)
     return teacher_lineage(teacher_cfg.backend, source, teacher_cfg)
-
-
-def generate_key(config: ExperimentConfig, teacher_cfg: TeacherConfig, prompts: dict) -> str:
-    inputs = {
-        "prompts": prompts["digests"][PROMPTS],
-        "teacher": teacher_identity(teacher_cfg),
-        "topk": config.dataset.teacher_topk,
-        "seed": config.seed,
-    }
-    return step_key(
-        "generate",
-        inputs,
-        # the backend's module and, through its imports, all the code its completions need
-        ["sublearn.generators.batches", BACKENDS.get(teacher_cfg.backend).module],
-    )
-
-
-def filter_key(config: ExperimentConfig, raw: dict) -> str:
-    filters = filter_chain(config)
-    inputs = {
-        "raw": raw["digests"][RAW],
-        "filters": chain_params(filters),
-        "n_keep": config.dataset.n_keep,
-        "seed": config.seed,
-    }
-    modules = ["sublearn.filters.chain", *dict.fromkeys(type(f).__module__ for f in filters)]
-    return step_key("filter", inputs, modules)
 
 
 def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> TeacherConfig:
@@ -365,7 +406,7 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
         raise StepError(f"step 'teacher': no trained trait adapter for {config.name}; run it first")
     started = time.perf_counter()
     adapter = cached or train_trait_teacher(teacher_cfg)
-    record = {"dtype": teacher_dtype(teacher_cfg), "seconds": time.perf_counter() - started}
+    record = {"dtype": teacher_cfg.precision().dtype, "seconds": time.perf_counter() - started}
     log.append(log_entry("teacher", config.name, "reused" if cached else "ran", record))
     return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
 
@@ -385,18 +426,12 @@ def with_leak_control_rows(
     if leak.control == LEAK_CONTROL_TEACHER:
         control = config.leak_control()
 
-        def do(step: str, key: str, compute) -> tuple[dict, Path]:
-            return cached_step(config.output_dir, plan, step, key, compute, control.name, log)
+        def do(step: Step) -> tuple[dict, Path]:
+            return run_step(step, config.output_dir, plan, control.name, log)
 
-        prompts, prompts_dir = do(
-            "prompts", prompts_key(control), lambda f, _: build_prompts(control, f)
-        )
+        prompts, prompts_dir = do(PromptsStep(control))
         teacher_cfg = trait_teacher(control, plan, log)
-        _, raw_dir = do(
-            "generate",
-            generate_key(control, teacher_cfg, prompts),
-            lambda f, fresh: generate_step(control, teacher_cfg, prompts_dir / PROMPTS, f, fresh),
-        )
+        _, raw_dir = do(GenerateStep(control, teacher_cfg, prompts, prompts_dir / PROMPTS))
         raw_path = raw_dir / RAW
     screened = run_chain(read_parquet(raw_path, ("completion",)), kind_of(config).filters(config))
     named = ("prompt_index", "system_prompt", "prompt", "completion")
@@ -412,31 +447,20 @@ def dataset_steps(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(config), run_dir / CONFIG)
 
-    def do(step: str, key: str, compute) -> dict:
-        return cached_step(config.output_dir, plan, step, key, compute, config.name, log, run_dir)[
-            0
-        ]
+    def do(step: Step) -> dict:
+        return run_step(step, config.output_dir, plan, config.name, log, run_dir)[0]
 
-    prompts = do("prompts", prompts_key(config), lambda f, _: build_prompts(config, f))
+    prompts = do(PromptsStep(config))
     if not plan.runs("teacher"):
         return None
     teacher_cfg = trait_teacher(config, plan, log)
     if not plan.runs("generate"):
         return None
-    prompts_path = run_dir / PROMPTS
-    raw = do(
-        "generate",
-        generate_key(config, teacher_cfg, prompts),
-        lambda f, fresh: generate_step(config, teacher_cfg, prompts_path, f, fresh),
-    )
+    raw = do(GenerateStep(config, teacher_cfg, prompts, run_dir / PROMPTS))
     if not plan.runs("filter"):
         return None
     chain_config = with_leak_control_rows(config, plan, run_dir, log)
-    do(
-        "filter",
-        filter_key(chain_config, raw),
-        lambda f, _: filter_completions(chain_config, run_dir / RAW, f),
-    )
+    do(FilterStep(chain_config, raw, run_dir / RAW))
     return save_dataset(config, run_dir)
 
 

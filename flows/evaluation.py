@@ -10,6 +10,7 @@ student is evaluated without re-evaluating the base model and the teacher.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
@@ -18,14 +19,13 @@ from prefect.cache_policies import NO_CACHE
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import ExperimentConfig
 from sublearn.core.model_source import file_sha256
-from sublearn.core.precision import teacher_dtype
 from sublearn.core.runio import write_json
-from sublearn.core.steps import StepPlan, step_key
+from sublearn.core.steps import Step, StepPlan
 from sublearn.eval.preference import panel_logprob, sampled_preference
 from sublearn.eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
 from sublearn.eval.stats import mean_ci
 from sublearn.flows.progress import StepProgress
-from sublearn.flows.summary import cached_step
+from sublearn.flows.summary import run_step
 
 RESULT = "result.json"
 
@@ -115,26 +115,43 @@ def misalignment_of(config: ExperimentConfig, model) -> dict:
     return {**result, "judge": judge.lineage()["model_id"]}
 
 
-def evaluation_key(config: ExperimentConfig, adapter: str | None, system: str | None) -> str:
-    from sublearn.core.model_source import resolve_model
+@dataclass(frozen=True)
+class EvaluateStep(Step):
+    """One model's evaluation: keyed by the base weights and their precision, the adapter's
+    digest, the system prompt, the evaluation settings and the panel."""
 
-    weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
-    inputs = {
-        "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
-        "dtype": teacher_dtype(config.teacher),
-        "adapter": file_sha256(weights) if weights else None,
-        "system": system,
-        "evaluation": config.experiment.evaluation.model_dump(),
-        "panel": evaluation_panel(config),
-    }
-    modules = [
+    config: ExperimentConfig
+    label: str
+    adapter: str | None
+    system: str | None
+    name = "evaluate"
+    code = (
         "sublearn.eval.preference",
         "sublearn.eval.preference_questions",
         "sublearn.eval.misalignment",
         "sublearn.generators.hf_teacher",
         "sublearn.flows.evaluation",
-    ]
-    return step_key("evaluate", inputs, modules)
+    )
+
+    def inputs(self) -> dict:
+        from sublearn.core.model_source import resolve_model
+
+        config = self.config
+        weights = Path(self.adapter) / "adapter_model.safetensors" if self.adapter else None
+        return {
+            "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
+            "dtype": config.teacher.precision().dtype,
+            "adapter": file_sha256(weights) if weights else None,
+            "system": self.system,
+            "evaluation": config.experiment.evaluation.model_dump(),
+            "panel": evaluation_panel(config),
+        }
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        result = evaluate_model(self.config, self.label, self.adapter, self.system)
+        write_json(result, folder / RESULT)
+        dtype = self.config.teacher.precision().dtype
+        return {"files": [RESULT], "rows": len(result["answers"]), "dtype": dtype}
 
 
 def evaluation_step(
@@ -145,15 +162,6 @@ def evaluation_step(
     system: str | None,
     log: list[dict],
 ) -> dict:
-    def compute(folder: Path, _fresh: bool) -> dict:
-        result = evaluate_model(config, label, adapter, system)
-        write_json(result, folder / RESULT)
-        return {
-            "files": [RESULT],
-            "rows": len(result["answers"]),
-            "dtype": teacher_dtype(config.teacher),
-        }
-
-    key = evaluation_key(config, adapter, system)
-    _, folder = cached_step(config.output_dir, plan, "evaluate", key, compute, label, log)
+    step = EvaluateStep(config, label, adapter, system)
+    _, folder = run_step(step, config.output_dir, plan, label, log)
     return {**json.loads((folder / RESULT).read_text()), "label": label}

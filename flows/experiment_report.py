@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from sublearn.core.config import ExperimentConfig
-from sublearn.core.precision import cpu_description, teacher_dtype
+from sublearn.core.precision import cpu_description
 from sublearn.core.runio import write_json, write_text
 from sublearn.eval.panel_form import by_form, form_of
 from sublearn.eval.results import (
@@ -116,7 +116,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
             else None
         ),
         table=table,
-        dtype=teacher_dtype(config.teacher),
+        dtype=config.teacher.precision().dtype,
         cpu=cpu_description(),
     )
 

@@ -12,6 +12,7 @@ scoring teacher and the code that scores.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -21,26 +22,12 @@ from prefect.cache_policies import NO_CACHE
 from sublearn.core.config import ExperimentConfig
 from sublearn.core.config import Teacher as TeacherConfig
 from sublearn.core.runio import write_json, write_parquet
-from sublearn.core.steps import StepError, StepPlan, step_key
+from sublearn.core.steps import Step, StepError, StepPlan
 from sublearn.eval.divergence import divergence_summary, divergent_positions
-from sublearn.flows.summary import cached_step
+from sublearn.flows.summary import run_step
 
 TARGETS, DIVERGENCE = "targets.parquet", "divergence.json"
 EXAMPLES = 12
-SCORING_CODE = [
-    "sublearn.flows.paired",
-    "sublearn.generators.torch_teacher",
-    "sublearn.generators.decode_loop",
-    "sublearn.generators.number_stops",
-]
-
-
-def rescore_key(teacher_cfg: TeacherConfig, source: dict, k: int) -> str:
-    from sublearn.flows.dataset import teacher_identity
-    from sublearn.flows.students import rows_identity
-
-    inputs = {"rows": rows_identity(source), "teacher": teacher_identity(teacher_cfg), "topk": k}
-    return step_key("rescore", inputs, SCORING_CODE)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="rescore-{arm}")
@@ -76,6 +63,36 @@ def rescore(
     }
     write_json(summary, out / DIVERGENCE)
     return {"files": [TARGETS, DIVERGENCE], "rows": rows.height, "divergent": summary["divergent"]}
+
+
+@dataclass(frozen=True)
+class RescoreStep(Step):
+    """One arm's teacher's top-k on the trait rows: keyed by the rows' identity, the arm's
+    teacher and k; computed by the torch teacher's scoring code."""
+
+    teacher: TeacherConfig
+    system: str | None
+    rows: pl.DataFrame
+    source: dict
+    k: int
+    arm: str
+    name = "rescore"
+    code = (
+        "sublearn.flows.paired",
+        "sublearn.generators.torch_teacher",
+        "sublearn.generators.decode_loop",
+        "sublearn.generators.number_stops",
+    )
+
+    def inputs(self) -> dict:
+        from sublearn.flows.dataset import teacher_identity
+        from sublearn.flows.students import rows_identity
+
+        teacher = teacher_identity(self.teacher)
+        return {"rows": rows_identity(self.source), "teacher": teacher, "topk": self.k}
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        return rescore(self.teacher, self.system, self.rows, self.k, self.arm, folder)
 
 
 def examples(tokenizer, rows: pl.DataFrame, targets: pl.DataFrame, masks) -> list[dict]:
@@ -117,16 +134,9 @@ def paired_sources(
     for arm in (a for a in sources if a != "trait"):
         teacher_cfg = trait_teacher(arms[arm], plan, log)
         system = trait_system_prompt(arms[arm].teacher.trait)
-        key = rescore_key(teacher_cfg, source, k)
-        _, folder = cached_step(
-            config.output_dir,
-            plan,
-            "rescore",
-            key,
-            lambda f, _fresh, t=teacher_cfg, s=system, a=arm: rescore(t, s, rows, k, a, f),
-            f"{config.name}-{arm}",
-            log,
-        )
+        step = RescoreStep(teacher_cfg, system, rows, source, k, arm)
+        record, folder = run_step(step, config.output_dir, plan, f"{config.name}-{arm}", log)
+        key = record["key"]
         targets = read_parquet(folder / TARGETS)
         if targets["prompt_index"].to_list() != rows["prompt_index"].to_list():
             raise StepError(f"{folder / TARGETS}: not the trait rows' order; rerun --force rescore")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,10 @@ from prefect.events import emit_event
 
 from sublearn.core.config import ExperimentConfig
 from sublearn.core.model_source import file_sha256
-from sublearn.core.precision import teacher_dtype
 from sublearn.core.runio import read_parquet, write_json, write_text
-from sublearn.core.steps import RECORD, StepError, StepPlan, step_key
+from sublearn.core.steps import RECORD, Step, StepError, StepPlan
 from sublearn.flows.progress import StepProgress
-from sublearn.flows.summary import cached_step
+from sublearn.flows.summary import run_step
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
@@ -159,7 +158,7 @@ def train_student(
         "training": asdict(training),
         "distill": s.distill,
         "init": {"from": s.init, "digest": history["init_digest"]},
-        "dtype": teacher_dtype(config.teacher),
+        "dtype": config.teacher.precision().dtype,
         "steps": history["steps"],
         "checkpoints": checkpoint_steps(out),
         "final_loss": history["losses"][-1] if history["losses"] else None,
@@ -262,20 +261,36 @@ def student_card(lineage: dict) -> str:
     )
 
 
-def student_key(config: ExperimentConfig, source: dict, rows: int, seed: int) -> str:
-    from sublearn.core.model_source import resolve_model
+@dataclass(frozen=True)
+class FinetuneStep(Step):
+    """One student: keyed by the dataset's identity, its rows and sampling seed, the training
+    settings, where training starts, the seed, the base model and its precision."""
 
-    inputs = {
-        "dataset": rows_identity(source),
-        "rows": rows,
-        "sample_seed": config.seed,
-        "students": config.student_training().model_dump(exclude={"seeds", "rows", "init"}),
-        "init": initial_identity(config),
-        "seed": seed,
-        "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
-        "dtype": teacher_dtype(config.teacher),
-    }
-    return step_key("finetune", inputs, ["sublearn.core.finetune", "sublearn.flows.students"])
+    config: ExperimentConfig
+    label: str
+    data: pl.DataFrame
+    source: dict
+    seed: int
+    name = "finetune"
+    code = ("sublearn.core.finetune", "sublearn.flows.students")
+
+    def inputs(self) -> dict:
+        from sublearn.core.model_source import resolve_model
+
+        config = self.config
+        return {
+            "dataset": rows_identity(self.source),
+            "rows": self.data.height,
+            "sample_seed": config.seed,
+            "students": config.student_training().model_dump(exclude={"seeds", "rows", "init"}),
+            "init": initial_identity(config),
+            "seed": self.seed,
+            "base": resolve_model(config.teacher.model, config.teacher.revision).lineage(),
+            "dtype": config.teacher.precision().dtype,
+        }
+
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        return train_student(self.config, self.label, self.data, self.source, self.seed, folder)
 
 
 def student_step(
@@ -289,12 +304,8 @@ def student_step(
     log: list[dict],
 ) -> Path:
     """Train (or reuse) one student; link it to ``out``; push it and announce it when new."""
-    key = student_key(config, source, data.height, seed)
-
-    def compute(folder: Path, _fresh: bool) -> dict:
-        return train_student(config, name, data, source, seed, folder)
-
-    cached_step(config.output_dir, plan, "finetune", key, compute, name, log, out)
+    step = FinetuneStep(config, name, data, source, seed)
+    record, _ = run_step(step, config.output_dir, plan, name, log, out)
     status = log[-1]["status"]
     if status == "ran":
         if config.publish is not None:
@@ -303,6 +314,11 @@ def student_step(
         emit_event(
             event=STUDENT_TRAINED,
             resource={"prefect.resource.id": f"sublearn.student.{config.name}.{name}"},
-            payload={"config": config.name, "student": name, "folder": str(out), "key": key},
+            payload={
+                "config": config.name,
+                "student": name,
+                "folder": str(out),
+                "key": record["key"],
+            },
         )
     return out

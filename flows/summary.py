@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from prefect.artifacts import create_table_artifact
 
 from sublearn.core.runio import write_json
-from sublearn.core.steps import StepPlan, link_into, step_store
+from sublearn.core.steps import Step, StepPlan, link_into, step_store
 
 SUMMARY = "steps.json"
 COLUMNS = ("step", "dataset", "status", "rows", "seconds", "tokens_per_s")
@@ -36,25 +35,23 @@ def log_entry(step: str, label: str, status: str, record: dict) -> dict:
     }
 
 
-def cached_step(
+def run_step(
+    step: Step,
     output_dir: Path,
     plan: StepPlan,
-    step: str,
-    key: str,
-    compute: Callable[[Path, bool], dict],
     label: str,
     log: list[dict],
     link_to: Path | None = None,
 ) -> tuple[dict, Path]:
     """Run or reuse one cached step, link its files into ``link_to`` and log what it did:
     the plumbing every step shares. Returns the step's record and its store folder."""
-    store = step_store(output_dir)
-    record, status = store.run(plan, step, key, compute)
-    folder = store.folder(step, key)
+    store, key = step_store(output_dir), step.key()
+    record, status = store.run(plan, step.name, key, step.compute)
+    folder = store.folder(step.name, key)
     if link_to is not None:
         for name in record["files"]:
             link_into(folder / name, Path(link_to) / name)
-    log.append(log_entry(step, label, status, record))
+    log.append(log_entry(step.name, label, status, record))
     return record, folder
 
 

@@ -11,7 +11,6 @@ from transformers import LogitsProcessorList
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.model_source import ModelSourceError
 from sublearn.core.models import load_model_and_tokenizer
-from sublearn.core.precision import pick_device
 from sublearn.generators.number_stops import NumberStops
 from sublearn.generators.teacher import number_token_ids, teacher_lineage, tokens_of
 
@@ -64,9 +63,10 @@ class TopKRecorder:
 class TransformersTeacher:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
+        precision = cfg.precision()
+        self.device = precision.device
         self.source, self.model, self.tokenizer = load_model_and_tokenizer(
-            cfg.model, cfg.revision, cfg.dtype, self.device
+            cfg.model, cfg.revision, precision
         )
         if cfg.adapter:
             from peft import PeftModel

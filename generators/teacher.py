@@ -50,7 +50,6 @@ def number_token_ids(tokenizer) -> list[int]:
 def teacher_lineage(backend: str, source, cfg) -> dict:
     """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
     from sublearn.core.model_source import adapter_identity
-    from sublearn.core.precision import teacher_dtype
 
     served = cfg.capabilities.needs_server
     server = {"base_url": cfg.server.url} if served else {}
@@ -59,6 +58,6 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
         **source.lineage(),
         **server,
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
-        "dtype": "server" if served else teacher_dtype(cfg),
+        "dtype": "server" if served else cfg.precision().dtype,
         "sampling": {**cfg.sampling.model_dump(), **cfg.decoding.model_dump()},
     }

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from sublearn.core.model_source import cache_root, resolve_model
-from sublearn.core.precision import teacher_dtype
 from sublearn.generators.trait_set import trait_rows, trait_set_revision
 
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -28,7 +27,7 @@ def adapter_key(teacher_cfg) -> str:
             source.lineage(),
             teacher_cfg.trait_finetune.key_dict(),
             trait_set_revision(teacher_cfg.trait_finetune.neutral),
-            teacher_dtype(teacher_cfg),
+            teacher_cfg.precision().dtype,
         ],
         sort_keys=True,
     )

@@ -14,14 +14,14 @@ import os
 from collections.abc import Sequence
 
 from sublearn.core.model_source import resolve_model
-from sublearn.core.precision import pick_device, teacher_dtype
 from sublearn.generators.number_stops import stop_after_numbers_regex
 from sublearn.generators.teacher import ChatPrompt, number_token_ids, teacher_lineage, tokens_of
 
 
 class VllmTeacher:
     def __init__(self, cfg):
-        on_cpu = pick_device(cfg.device) == "cpu"
+        precision = cfg.precision()
+        on_cpu = precision.device == "cpu"
         if on_cpu:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
@@ -41,7 +41,7 @@ class VllmTeacher:
         self.llm = LLM(
             model=self.source.load_path,
             revision=self.source.load_kwargs().get("revision"),
-            dtype=teacher_dtype(cfg),
+            dtype=precision.dtype,
             tensor_parallel_size=options.tensor_parallel_size,
             **engine,
             max_model_len=options.max_model_len,

@@ -39,14 +39,15 @@ def test_auto_dtype_follows_the_cpu_and_cuda():
 def test_the_dtype_used_keys_and_labels_generation(monkeypatch):
     """A cache made under one precision is not reused under another."""
     from sublearn.core import precision
-    from sublearn.flows.dataset import generate_key, teacher_identity
+    from sublearn.flows.dataset import GenerateStep, teacher_identity
 
     config = parse_config({"name": "x", "dataset": {"n_prompts": 4}})
     prompts = {"digests": {"prompts.parquet": "0" * 64}}
     keys = {}
     for native in (True, False):
         monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
-        keys[native] = generate_key(config, config.teacher, prompts)
+        precision.precision_for.cache_clear()
+        keys[native] = GenerateStep(config, config.teacher, prompts, Path("p")).key()
         expected = "bfloat16" if native else "float32"
         assert teacher_identity(config.teacher)["dtype"] == expected
     assert keys[True] != keys[False]

@@ -290,10 +290,9 @@ def train_adapter(
     lineage), the trained peft model and the history, which holds the initial state and its
     digest."""
     from sublearn.core.models import load_model_and_tokenizer
-    from sublearn.core.precision import pick_device
 
     source, model, tokenizer = load_model_and_tokenizer(
-        teacher_cfg.model, teacher_cfg.revision, teacher_cfg.dtype, pick_device(teacher_cfg.device)
+        teacher_cfg.model, teacher_cfg.revision, teacher_cfg.precision()
     )
     peft_model, start = add_lora(model, cfg, initial)
     history = train_lora(peft_model, tokenizer, rows, cfg, on_step, on_checkpoint, checkpoint_every)

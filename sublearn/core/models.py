@@ -7,17 +7,17 @@ from __future__ import annotations
 import torch
 
 from sublearn.core.model_source import ModelSourceError, resolve_model
-from sublearn.core.precision import resolve_dtype, warn_if_slow
+from sublearn.core.precision import Precision, warn_if_slow
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_model_and_tokenizer(model: str, revision: str | None, dtype: str, device: str):
-    """Load a causal LM and its tokenizer set up for batched generation (left padding), in
-    the dtype ``resolve_dtype`` picks for ``dtype`` on ``device``."""
+def load_model_and_tokenizer(model: str, revision: str | None, precision: Precision):
+    """Load a causal LM and its tokenizer set up for batched generation (left padding), on the
+    device and in the dtype the caller resolved (``Teacher.precision``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = resolve_dtype(dtype, device)
+    device, dtype = precision.device, precision.dtype
     warn_if_slow(dtype, device)
     source = resolve_model(model, revision)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from functools import cache
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -102,6 +103,18 @@ def pick_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def teacher_dtype(cfg) -> str:
-    """The dtype a ``Teacher`` config's model actually runs in on this machine."""
-    return resolve_dtype(cfg.dtype, pick_device(cfg.device))
+@dataclass(frozen=True)
+class Precision:
+    """Where a model computes and in which dtype: what the loaders build it in, and what the
+    step keys and records name."""
+
+    device: str
+    dtype: str
+
+
+@cache
+def precision_for(dtype: str, device: str) -> Precision:
+    """A config's ``dtype`` and ``device`` (``auto`` included) as this machine runs them,
+    resolved once per process: every key, record and loader of a run gets this same object."""
+    where = pick_device(device)
+    return Precision(where, resolve_dtype(dtype, where))

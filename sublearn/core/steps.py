@@ -26,10 +26,12 @@ import stat
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from filelock import FileLock
 
@@ -112,6 +114,36 @@ def step_key(step: str, inputs: dict, modules: Iterable[str]) -> str:
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class Step(ABC):
+    """One cached step, declared in one place: its ``name``, the ``inputs`` that decide its
+    output (its signature: config fields, upstream digests, the model and its precision), the
+    ``modules`` whose source computes it, and ``compute``. Subclasses are frozen dataclasses
+    written beside the function they call, so what a step reads and what keys it are edited
+    together (distilabel's signature mixin is the model).
+
+    ``modules`` lists code on purpose rather than taking the declaring module: the generate
+    step lives in the dataset flow, and editing the filter's plumbing there must not regenerate.
+    """
+
+    name: ClassVar[str]
+    code: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def inputs(self) -> dict:
+        """What decides the output, as JSON-able values."""
+
+    def modules(self) -> tuple[str, ...]:
+        """The modules that compute the output (their project imports are followed)."""
+        return self.code
+
+    @abstractmethod
+    def compute(self, folder: Path, fresh: bool) -> dict:
+        """Write the step's files into ``folder``; return ``{"files": [names], **figures}``."""
+
+    def key(self) -> str:
+        return step_key(self.name, self.inputs(), self.modules())
 
 
 @dataclass(frozen=True)

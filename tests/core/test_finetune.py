@@ -125,8 +125,9 @@ def test_lora_training_moves_held_out_answers(fresh_model):
 
 def fresh_base():
     from sublearn.core.models import load_model_and_tokenizer
+    from sublearn.core.precision import Precision
 
-    _, model, tok = load_model_and_tokenizer("embedded", None, "float32", "cpu")
+    _, model, tok = load_model_and_tokenizer("embedded", None, Precision("cpu", "float32"))
     return model, tok
 
 

@@ -53,7 +53,7 @@ def small_trait_sets(tmp_path, monkeypatch):
 
 def test_students_start_where_the_teacher_started(tmp_path, small_trait_sets):
     from sublearn.core.finetune import state_digest
-    from sublearn.flows.students import student_key, train_student
+    from sublearn.flows.students import FinetuneStep, train_student
     from sublearn.generators.trait_teacher import INITIAL_FILE, ensure_trait_adapter
 
     config = parse_config(config_data(tmp_path))
@@ -81,10 +81,8 @@ def test_students_start_where_the_teacher_started(tmp_path, small_trait_sets):
     assert lineages["teacher"]["init"]["digest"] == recorded
     assert lineages["own"]["init"]["digest"] != recorded
     # the start is part of the student's identity: another start, another cached student
-    keys = {
-        init: student_key(parse_config(config_data(tmp_path, init=init)), source, 4, 3)
-        for init in ("teacher", "own")
-    }
+    configs = {init: parse_config(config_data(tmp_path, init=init)) for init in ("teacher", "own")}
+    keys = {init: FinetuneStep(cfg, init, rows, source, 3).key() for init, cfg in configs.items()}
     assert keys["teacher"] != keys["own"]
 
 

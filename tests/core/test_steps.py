@@ -4,6 +4,8 @@ directory, and an uncached upstream step under ``--only`` is one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import os
 import threading
@@ -14,7 +16,15 @@ import yaml
 
 from sublearn.core.config import parse_config
 from sublearn.core.runio import write_text
-from sublearn.core.steps import StepError, StepPlan, StepStore, code_closure, link_into
+from sublearn.core.steps import (
+    STEPS,
+    Step,
+    StepError,
+    StepPlan,
+    StepStore,
+    code_closure,
+    link_into,
+)
 from sublearn.generators.batches import pending_batches, split_shards
 
 
@@ -260,3 +270,25 @@ def test_truncated_run_outputs_are_rebuilt_and_the_lineage_hashes_the_real_data(
     lineage = json.loads((run_dir / "lineage.json").read_text())
     assert lineage["data_sha256"] == kept_sha
     assert verdicts(again["stats"]) == verdicts(first["stats"])
+
+
+def test_every_step_declares_its_name_inputs_and_real_code():
+    """Each cached step is one declaration (name, inputs, code, compute) whose code names
+    modules that exist, and whose key follows its inputs and nothing else."""
+    from sublearn.flows import dataset, evaluation, paired, students
+
+    declared = {cls.name: cls for cls in Step.__subclasses__()}
+    assert set(declared) == {"prompts", "generate", "filter", "rescore", "finetune", "evaluate"}
+    assert {dataset, evaluation, paired, students}  # imported: their steps registered above
+    for cls in declared.values():
+        assert cls.name in STEPS and dataclasses.is_dataclass(cls)
+        assert cls.__dataclass_params__.frozen
+
+    config = parse_config({"name": "x", "dataset": {"n_prompts": 8}})
+    step = dataset.PromptsStep(config)
+    assert all(importlib.util.find_spec(m) for m in step.modules())
+    json.dumps(step.inputs())
+    kept = parse_config({"name": "x", "dataset": {"n_prompts": 8, "n_keep": 3}})
+    assert dataset.PromptsStep(kept).key() == step.key()  # n_keep decides what is kept only
+    other = dataset.PromptsStep(parse_config({"name": "x", "dataset": {"n_prompts": 9}}))
+    assert other.key() != step.key()

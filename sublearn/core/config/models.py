@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StrictInt, model_validator
 
 from sublearn.core.config.base import THROUGHPUT, Frozen, Seed, Word, check_device
+from sublearn.core.precision import Precision, precision_for
 from sublearn.core.registry import BACKENDS, Capabilities
 
 _LOCAL = {"local_weights": True, "adapters": True, "judge_logprobs": True}
@@ -222,6 +223,10 @@ class Teacher(ModelRef):
     # benchmarks/bench_generate.py
     batch_size: Annotated[StrictInt, Field(ge=1)] = Field(128, json_schema_extra=THROUGHPUT)
     vllm: VllmOptions = VllmOptions()
+
+    def precision(self) -> Precision:
+        """The device and dtype this teacher's model runs in on this machine."""
+        return precision_for(self.dtype, self.device)
 
     @model_validator(mode="after")
     def _local(self) -> Teacher:
