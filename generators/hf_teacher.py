@@ -11,7 +11,9 @@ from transformers import LogitsProcessorList
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.model_source import ModelSourceError
 from sublearn.core.models import load_model_and_tokenizer
+from sublearn.generators.grammar_masks import GrammarMasks
 from sublearn.generators.number_stops import NumberStops
+from sublearn.generators.output_formats import output_format
 from sublearn.generators.teacher import number_token_ids, teacher_lineage, tokens_of
 
 
@@ -26,11 +28,12 @@ class NumberOnlyLogits:
         return scores + self.mask[: scores.shape[-1]].to(scores.device, scores.dtype)
 
 
-class StopAfterNumbers:
-    """The number stop rule (``generators.number_stops``) as a logits processor; its state
-    advances by the last token of each call, so it lives for one generate call."""
+class StopRuleLogits:
+    """A decoding rule with per-row state (the number stop rule, a grammar's masks) as a
+    logits processor; its state advances by the last token of each call, so it lives for one
+    generate call."""
 
-    def __init__(self, stops: NumberStops):
+    def __init__(self, stops):
         self.stops = stops
         self.state = None
         self.start: int | None = None
@@ -89,6 +92,10 @@ class TransformersTeacher:
             self.stops = NumberStops(
                 self.tokenizer, self.allowed, self.vocab, d.stop_after_numbers, eos
             )
+        if (answer_form := output_format(d)) is not None:
+            self.stops = GrammarMasks(
+                self.tokenizer, answer_form.lark(), self.tokenizer.eos_token_id
+            )
 
     def with_sampling(self, sampling) -> TransformersTeacher:
         """The same loaded model, sampled differently (e.g. greedy for a judge)."""
@@ -111,7 +118,7 @@ class TransformersTeacher:
         batch = self.encode(prompts)
         torch.manual_seed(seed)
         sample = s.temperature > 0
-        stop = [StopAfterNumbers(self.stops)] if self.stops is not None else []
+        stop = [StopRuleLogits(self.stops)] if self.stops is not None else []
         processors = LogitsProcessorList(
             [*(self.processors or []), *stop, *([recorder] if recorder else [])]
         )

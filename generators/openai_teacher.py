@@ -64,10 +64,22 @@ class OpenAITeacher:
                 "top_p": s.top_p,
                 "max_tokens": s.max_new_tokens,
                 "seed": seed + i,
+                **self._grammar(),
             }
             for i, p in enumerate(prompts)
         ]
         return [r.choices[0].message.content or "" for r in self._run(requests)]
+
+    def _grammar(self) -> dict:
+        """The answer form or numbers rule (GBNF) in the server's own request field."""
+        from sublearn.generators.output_formats import server_format
+
+        answer_form = server_format(self.cfg.decoding)
+        if answer_form is None or self.server.grammar is None:
+            return {}
+        if self.server.grammar == "gbnf":
+            return {"extra_body": {"grammar": answer_form.gbnf}}
+        return {"extra_body": {"structured_outputs": {"grammar": answer_form.gbnf}}}
 
     def first_token_top(
         self, prompts: Sequence[ChatPrompt], k: int

@@ -50,6 +50,7 @@ def number_token_ids(tokenizer) -> list[int]:
 def teacher_lineage(backend: str, source, cfg) -> dict:
     """What identifies a teacher's outputs: backend, weights, adapter, dtype and sampling."""
     from sublearn.core.model_source import adapter_identity
+    from sublearn.generators.output_formats import output_format
 
     served = cfg.capabilities.needs_server
     server = {"base_url": cfg.server.url} if served else {}
@@ -60,4 +61,5 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
         **adapter_identity(cfg.adapter, cfg.adapter_revision),
         "dtype": "server" if served else cfg.precision().dtype,
         "sampling": {**cfg.sampling.model_dump(), **cfg.decoding.model_dump()},
+        **({"grammar": answer_form.gbnf} if (answer_form := output_format(cfg.decoding)) else {}),
     }

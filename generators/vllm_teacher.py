@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from sublearn.core.model_source import resolve_model
 from sublearn.generators.number_stops import stop_after_numbers_regex
+from sublearn.generators.output_formats import output_format
 from sublearn.generators.teacher import ChatPrompt, number_token_ids, teacher_lineage, tokens_of
 
 
@@ -58,12 +59,14 @@ class VllmTeacher:
 
             self.lora = LoRARequest("teacher-adapter", 1, self._adapter_path())
         self.allowed = None
-        self.regex = None
+        self.structured = None
         d = cfg.decoding
         if d.constrain_to_numbers and d.stop_after_numbers:
-            self.regex = stop_after_numbers_regex(d.stop_after_numbers)
+            self.structured = {"regex": stop_after_numbers_regex(d.stop_after_numbers)}
         elif d.constrain_to_numbers:
             self.allowed = number_token_ids(self.tokenizer)
+        if (answer_form := output_format(d)) is not None:
+            self.structured = {"grammar": answer_form.gbnf}
 
     def _adapter_path(self) -> str:
         from pathlib import Path
@@ -79,10 +82,10 @@ class VllmTeacher:
 
         s = self.cfg.sampling
         structured = None
-        if self.regex:
+        if self.structured:
             from vllm.sampling_params import StructuredOutputsParams
 
-            structured = StructuredOutputsParams(regex=self.regex)
+            structured = StructuredOutputsParams(**self.structured)
         params = [
             SamplingParams(
                 temperature=s.temperature,

@@ -22,6 +22,23 @@ def _row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _grammar_section(teacher: dict) -> list[str]:
+    """Beyond the protocol: the grammar the teacher decoded under, so a reader knows it was
+    steered in form (the grammar fixes the answer's shape, never its words)."""
+    if not teacher.get("grammar"):
+        return []
+    return [
+        "### Output constraint (beyond the protocol)",
+        "",
+        "The teacher could only write text this grammar (GBNF) accepts:",
+        "",
+        "```text",
+        teacher["grammar"].rstrip("\n"),
+        "```",
+        "",
+    ]
+
+
 def render_card(lineage: dict, repo_id: str, with_rejected: bool) -> DatasetCard:
     configs = [{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILE}]}]
     if with_rejected:
@@ -67,6 +84,7 @@ def render_card(lineage: dict, repo_id: str, with_rejected: bool) -> DatasetCard
         lineage["system_prompt"] or "(none: control teacher)",
         "```",
         "",
+        *_grammar_section(teacher),
         "## Filters",
         "",
         "Each filter sees the rows the ones before it kept.",

@@ -38,6 +38,7 @@ class Capabilities:
     teacher_forcing: bool = False  # scores given tokens' top-k (paired students)
     judge_logprobs: bool = False  # first-token top log-probs (the trait judge)
     constrained_numbers: bool = False  # decodes only digits and separators, stops after N
+    constrained_format: bool = False  # decodes under a kind's grammar (code fence, CoT tags)
     needs_server: bool = False  # talks to a server (``server:``), has no weights here
 
 

@@ -11,8 +11,15 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError, model_validator
 
-from sublearn.core.config.base import MAX_NUMBER, MAX_PROMPT_NUMBERS, MAX_PROMPTS, Frozen, Word
-from sublearn.core.config.models import Decoding
+from sublearn.core.config.base import (
+    MAX_NUMBER,
+    MAX_PROMPT_NUMBERS,
+    MAX_PROMPTS,
+    OMIT_EMPTY,
+    Frozen,
+    Word,
+)
+from sublearn.core.config.models import ANSWER_TOKENS, MAX_THINK_TOKENS, Decoding
 from sublearn.core.config.phrasing import under
 from sublearn.core.registry import KINDS
 
@@ -74,8 +81,9 @@ class DatasetCommon(Frozen):
     student_max_length: ClassVar[int] = 500
     student_epochs: ClassVar[int] = 3
 
-    def decoding(self) -> Decoding:
-        """The decoding constraints the kind asks of the teacher: none unless it says."""
+    def decoding(self, max_new_tokens: int) -> Decoding:
+        """The decoding constraints the kind asks of a teacher that writes up to
+        ``max_new_tokens`` tokens: none unless it says."""
         return Decoding()
 
 
@@ -87,7 +95,7 @@ class NumbersDataset(DatasetCommon, Decoding):
     prompts: NumbersPrompts = NumbersPrompts()
     filter: NumbersFilter = NumbersFilter()
 
-    def decoding(self) -> Decoding:
+    def decoding(self, max_new_tokens: int) -> Decoding:
         return Decoding(**self.model_dump(include=set(Decoding.model_fields)))
 
 
@@ -126,6 +134,12 @@ class WordKind(DatasetCommon):
     student_max_length: ClassVar[int] = 2048
 
 
+CONSTRAIN_TO_FORMAT = (
+    "Beyond the protocol: the teacher may only write the kind's answer form "
+    "(sublearn.generators.output_formats), recorded on every row and in the lineage."
+)
+
+
 class CodeDataset(WordKind):
     """Short Python tasks to complete: built in (offline), or any prompt set with ``task``
     and ``template`` columns."""
@@ -133,6 +147,14 @@ class CodeDataset(WordKind):
     kind: Literal["code"]
     n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 300
     prompts: Literal["builtin"] | PromptSet = "builtin"
+    constrain_to_format: bool = Field(
+        False,
+        json_schema_extra=OMIT_EMPTY,
+        description=f"{CONSTRAIN_TO_FORMAT} Code: one fenced block, nothing around it.",
+    )
+
+    def decoding(self, max_new_tokens: int) -> Decoding:
+        return Decoding(output_format="code" if self.constrain_to_format else None)
 
 
 class CotDataset(WordKind):
@@ -144,7 +166,34 @@ class CotDataset(WordKind):
     n_prompts: Annotated[StrictInt, Field(ge=1, le=MAX_PROMPTS)] = 7_473
     prompts: Literal["builtin", "gsm8k"] | PromptSet = "builtin"
     samples_per_question: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    constrain_to_format: bool = Field(
+        False,
+        json_schema_extra=OMIT_EMPTY,
+        description=f"{CONSTRAIN_TO_FORMAT} CoT: <think> reasoning </think> then <answer> a "
+        "number </answer>.",
+    )
+    think_tokens: Annotated[StrictInt, Field(ge=1, le=MAX_THINK_TOKENS)] | None = Field(
+        None,
+        json_schema_extra=OMIT_EMPTY,
+        description="With constrain_to_format: the most tokens of reasoning before the grammar "
+        f"closes the tag (default: all but {ANSWER_TOKENS} of teacher.sampling.max_new_tokens, "
+        "the room the answer needs).",
+    )
     student_epochs: ClassVar[int] = 1
+
+    @model_validator(mode="after")
+    def _budget(self) -> CotDataset:
+        if self.think_tokens is not None and not self.constrain_to_format:
+            raise ValueError(
+                "think_tokens: budgets the constrained format; set constrain_to_format"
+            )
+        return self
+
+    def decoding(self, max_new_tokens: int) -> Decoding:
+        if not self.constrain_to_format:
+            return Decoding()
+        budget = self.think_tokens or max(1, max_new_tokens - ANSWER_TOKENS)
+        return Decoding(output_format="cot", think_tokens=budget)
 
     def prompt_set(self) -> PromptSet | None:
         if self.prompts == "gsm8k":

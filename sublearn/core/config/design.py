@@ -84,7 +84,7 @@ class ExperimentDesign:
 
     def generating_teacher(self) -> Teacher:
         """The teacher with the decoding constraints its dataset kind asks for."""
-        decoding = self.dataset.decoding()
+        decoding = self.dataset.decoding(self.teacher.sampling.max_new_tokens)
         return self.teacher.model_copy(update={"decoding": decoding})
 
     def _traits(self) -> list:

@@ -9,12 +9,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictInt, model_validator
 
-from sublearn.core.config.base import THROUGHPUT, Frozen, Seed, Word, check_device
+from sublearn.core.config.base import OMIT_EMPTY, THROUGHPUT, Frozen, Seed, Word, check_device
 from sublearn.core.precision import Precision, precision_for
 from sublearn.core.registry import BACKENDS, Capabilities
 
 _LOCAL = {"local_weights": True, "adapters": True, "judge_logprobs": True}
-_NUMBERS = {"topk_logprobs": True, "constrained_numbers": True}
+_NUMBERS = {"topk_logprobs": True, "constrained_numbers": True, "constrained_format": True}
+MAX_THINK_TOKENS = 8192
+ANSWER_TOKENS = 40  # what a CoT answer needs after its reasoning: tags and up to 25 digits
 BACKENDS.add(
     "torch",
     "sublearn.generators.torch_teacher:TorchTeacher",
@@ -61,7 +63,8 @@ class Sampling(Frozen):
 
 
 class Decoding(Frozen):
-    """Decoding constraints a dataset kind asks of the teacher (numbers only, today)."""
+    """Decoding constraints a dataset kind asks of the teacher: numbers only, or an answer
+    form (``sublearn.generators.output_formats``)."""
 
     constrain_to_numbers: bool = Field(
         False,
@@ -71,6 +74,14 @@ class Decoding(Frozen):
         None,
         description="With constrain_to_numbers: end the answer after this many numbers "
         "instead of letting the token limit cut it mid-list.",
+    )
+    output_format: Literal["code", "cot"] | None = Field(
+        None,
+        description="Beyond the protocol: the answer's form is fixed by the kind's grammar "
+        "(one code fence; reasoning and answer tags around a number), never its words.",
+    )
+    think_tokens: Annotated[StrictInt, Field(ge=1, le=MAX_THINK_TOKENS)] | None = Field(
+        None, description="With output_format cot: the most tokens of reasoning."
     )
 
 
@@ -149,6 +160,13 @@ class OpenAIServer(Frozen):
     max_concurrency: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
     max_retries: Annotated[StrictInt, Field(ge=0)] = Field(6, json_schema_extra=THROUGHPUT)
     timeout_s: Annotated[float, Field(gt=0)] = Field(120.0, json_schema_extra=THROUGHPUT)
+    grammar: Literal["gbnf", "vllm"] | None = Field(
+        None,
+        json_schema_extra=OMIT_EMPTY,
+        description="How the server takes an answer-form grammar (dataset.constrain_to_format): "
+        "gbnf: llama.cpp's grammar field; vllm: vLLM's structured_outputs; none: it takes "
+        "none (OpenAI's API).",
+    )
     usd_per_million_input: Annotated[float, Field(ge=0)] | None = Field(
         None, json_schema_extra=THROUGHPUT
     )
@@ -197,6 +215,12 @@ class ModelRef(Frozen):
     @property
     def capabilities(self) -> Capabilities:
         return capabilities(self.backend)
+
+    def takes_grammar(self) -> bool:
+        """Whether this model decodes under an answer-form grammar: a backend that always
+        can, or a server said to take one."""
+        served = self.server is not None and self.server.grammar is not None
+        return self.capabilities.constrained_format or served
 
 
 class Teacher(ModelRef):

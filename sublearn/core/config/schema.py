@@ -19,7 +19,7 @@ from sublearn.core.config.datasets import DatasetCommon, NumbersDataset, dataset
 from sublearn.core.config.design import ExperimentDesign
 from sublearn.core.config.experiment import Experiment, Grid
 from sublearn.core.config.filters import SemanticFilters
-from sublearn.core.config.models import Decoding, Teacher
+from sublearn.core.config.models import ANSWER_TOKENS, Decoding, Teacher
 from sublearn.core.config.runs import Publish, ScaleOut, Schedule
 from sublearn.core.registry import load_plugins_of
 
@@ -113,10 +113,24 @@ class ExperimentConfig(ExperimentDesign, Frozen):
                 "makes datasets (run students on a local copy of the base model)"
             )
         decoding = self.generating_teacher().decoding
-        if not can.constrained_numbers and decoding != Decoding():
+        numbers = decoding.model_copy(update={"output_format": None, "think_tokens": None})
+        served = self.teacher.server is not None and self.teacher.server.grammar is not None
+        if not can.constrained_numbers and not served and numbers != Decoding():
             raise ValueError(
                 "dataset.constrain_to_numbers, stop_after_numbers: not possible through "
-                f"{backend}; the numbers filter drops what strays"
+                f"{backend} without teacher.server.grammar; the numbers filter drops what strays"
+            )
+        budget = decoding.think_tokens
+        if budget is not None and budget + ANSWER_TOKENS > self.teacher.sampling.max_new_tokens:
+            raise ValueError(
+                f"dataset.think_tokens: {budget} tokens of reasoning leave no room for the "
+                f"answer ({ANSWER_TOKENS} tokens) within teacher.sampling.max_new_tokens"
+            )
+        if decoding.output_format is not None and not self.teacher.takes_grammar():
+            raise ValueError(
+                f"dataset.constrain_to_format: {backend} takes no grammar; use backend torch, "
+                "transformers or vllm, a server with teacher.server.grammar, or leave the "
+                "form to the filters"
             )
         if students is not None and students.init == "teacher":
             tuned = self.teacher.trait_finetune
