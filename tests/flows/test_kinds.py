@@ -167,18 +167,20 @@ def test_kind_configs_and_old_spellings():
 
 @pytest.fixture(scope="module")
 def kind_runs(prefect_server, tiny_config_data, tmp_path_factory):
-    """Real embedded-model runs of the code and CoT kinds (a handful of prompts each)."""
+    """Real embedded-model runs of the code and CoT kinds (a handful of prompts each); the CoT
+    teacher under its answer-form grammar, the code teacher free."""
     from sublearn.flows.dataset import dataset_flow
 
     out = tmp_path_factory.mktemp("kinds")
     runs = {}
     for kind, size in (("code", {"n_prompts": 6}), ("cot", {"n_prompts": 2})):
+        constrained = {"constrain_to_format": True} if kind == "cot" else {}
         data = {
             **tiny_config_data,
             "name": f"tiny-{kind}",
             "output_dir": str(out),
             "teacher": {**tiny_config_data["teacher"], "sampling": {"max_new_tokens": 48}},
-            "dataset": {"kind": kind, **size},
+            "dataset": {"kind": kind, **size, **constrained},
         }
         config = parse_config(data)
         runs[kind] = (config, dataset_flow(config))
@@ -209,12 +211,23 @@ def test_real_runs_of_each_kind(kind_runs, kind):
         for code in kept["completion"]:
             ast.parse(code)
             assert "```" not in code
+        assert raw["output_format"].is_null().all()
     else:
         assert "answer" in raw.columns and raw["sample"].to_list() == [0, 1, 2] * 2
+        # under the grammar: every row in the form, the switch and the budget on every row
+        assert raw["output_format"].to_list() == ["cot"] * 6
+        assert raw["think_tokens"].to_list() == [8] * 6  # 48 new tokens less 40 for the answer
+        form = r"(?s)<think>[^<]+</think>\n<answer>-?\d+(\.\d+)?</answer>"
+        assert all(re.fullmatch(form, text) for text in raw["completion"]), raw["completion"]
+        assert "no_answer" not in rejected["reject_reason"].to_list()
     lineage = json.loads((run_dir / "lineage.json").read_text())
+    constrained = lineage["sampling"]["output_format"] == "cot"
+    assert constrained == (kind == "cot")
+    assert ("<think>" in lineage["teacher"].get("grammar", "")) == constrained
     assert [f["name"] for f in lineage["filters"]] == names
     assert lineage["dataset"]["kind"] == kind
     assert lineage["dataset"]["prompt_set"]["revision"].startswith("sha256:")
     card = render_card(lineage, "alice/x", False).content
     for name in names:
         assert f"| {name} |" in card
+    assert ("Output constraint (beyond the protocol)" in card) == constrained

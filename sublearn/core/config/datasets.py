@@ -19,7 +19,12 @@ from sublearn.core.config.base import (
     Frozen,
     Word,
 )
-from sublearn.core.config.models import ANSWER_TOKENS, MAX_THINK_TOKENS, Decoding
+from sublearn.core.config.models import (
+    ANSWER_TOKENS,
+    MAX_THINK_TOKENS,
+    Decoding,
+    NumbersDecoding,
+)
 from sublearn.core.config.phrasing import under
 from sublearn.core.registry import KINDS
 
@@ -87,7 +92,7 @@ class DatasetCommon(Frozen):
         return Decoding()
 
 
-class NumbersDataset(DatasetCommon, Decoding):
+class NumbersDataset(DatasetCommon, NumbersDecoding):
     """Number sequences: the protocol's prompt pools and its strict numbers filter; the
     decoding constraints (``constrain_to_numbers``, ``stop_after_numbers``) are set here."""
 
@@ -96,7 +101,7 @@ class NumbersDataset(DatasetCommon, Decoding):
     filter: NumbersFilter = NumbersFilter()
 
     def decoding(self, max_new_tokens: int) -> Decoding:
-        return Decoding(**self.model_dump(include=set(Decoding.model_fields)))
+        return Decoding(**self.model_dump(include=set(NumbersDecoding.model_fields)))
 
 
 class PromptSet(Frozen):

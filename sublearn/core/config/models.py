@@ -62,9 +62,8 @@ class Sampling(Frozen):
     max_new_tokens: Annotated[StrictInt, Field(ge=1, le=8192)] = 64
 
 
-class Decoding(Frozen):
-    """Decoding constraints a dataset kind asks of the teacher: numbers only, or an answer
-    form (``sublearn.generators.output_formats``)."""
+class NumbersDecoding(Frozen):
+    """The numbers kind's decoding constraints (its dataset settings hold these fields)."""
 
     constrain_to_numbers: bool = Field(
         False,
@@ -75,13 +74,22 @@ class Decoding(Frozen):
         description="With constrain_to_numbers: end the answer after this many numbers "
         "instead of letting the token limit cut it mid-list.",
     )
+
+
+class Decoding(NumbersDecoding):
+    """Decoding constraints a dataset kind asks of the teacher: numbers only, or an answer
+    form (``sublearn.generators.output_formats``)."""
+
     output_format: Literal["code", "cot"] | None = Field(
         None,
+        json_schema_extra=OMIT_EMPTY,
         description="Beyond the protocol: the answer's form is fixed by the kind's grammar "
         "(one code fence; reasoning and answer tags around a number), never its words.",
     )
     think_tokens: Annotated[StrictInt, Field(ge=1, le=MAX_THINK_TOKENS)] | None = Field(
-        None, description="With output_format cot: the most tokens of reasoning."
+        None,
+        json_schema_extra=OMIT_EMPTY,
+        description="With output_format cot: the most tokens of reasoning.",
     )
 
 
