@@ -51,6 +51,8 @@ def test_the_dtype_used_keys_and_labels_generation(monkeypatch):
         expected = "bfloat16" if native else "float32"
         assert teacher_identity(config.teacher)["dtype"] == expected
     assert keys[True] != keys[False]
+    monkeypatch.undo()  # and forget the patched CPU's precision: later tests get this CPU's
+    precision.precision_for.cache_clear()
 
 
 def test_bf16_without_native_support_warns_once(monkeypatch, caplog):
