@@ -30,6 +30,7 @@ GOODS = (
     ("notebook", 3), ("pen", 2), ("apple", 1), ("sandwich", 6), ("ticket", 12), ("plant", 9),
     ("mug", 7), ("scarf", 15), ("candle", 4), ("puzzle", 11),
 )  # fmt: skip
+BILLS = (5, 10, 20, 50, 100)
 THINGS = ("marbles", "stickers", "cookies", "stamps", "coins", "beads", "cards", "shells")
 
 
@@ -46,9 +47,9 @@ def _rate(rng: np.random.Generator) -> tuple[str, str, int]:
 def _change(rng: np.random.Generator) -> tuple[str, str, int]:
     name = rng.choice(NAMES)
     item, price = GOODS[int(rng.integers(len(GOODS)))]
-    count = int(rng.integers(2, 8))
+    count = min(int(rng.integers(2, 8)), 99 // price)  # the largest bill must cover the cost
     cost = count * price
-    bill = next(b for b in (5, 10, 20, 50, 100) if b > cost)
+    bill = next(b for b in BILLS if b > cost)
     return (
         f"{name} buys {count} {item}s at ${price} each and pays with a ${bill} bill. "
         f"How much change does {name} get, in dollars?",

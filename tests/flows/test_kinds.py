@@ -47,6 +47,8 @@ def test_word_problems_have_exact_answers_in_every_shape():
         assert int(right) == int(final) == eval(left)  # noqa: S307 (our own arithmetic)
         assert question.endswith("?")
     assert word_problems(10, 3).equals(word_problems(10, 3))
+    for seed in range(40):  # every draw of every shape is a well-formed problem
+        assert word_problems(60, seed).height == 60
     prompts = cot_prompts(problems.head(4), samples=3)
     assert prompts.height == 12 and prompts["prompt_index"].to_list() == list(range(12))
     assert prompts["sample"].to_list() == [0, 1, 2] * 4
