@@ -12,6 +12,7 @@ triggered by it; finetuning emits ``sublearn.student.trained`` and evaluation fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from prefect import flow
@@ -25,12 +26,13 @@ WORK_POOL = "sublearn-process"
 ENTRY = "flows/deployments.py"
 
 
-def run_plan(config: str, plan: StepPlan) -> dict:
-    """Load the config and run it under ``plan`` as ``sublearn run`` does (a grid's every
-    cell included); the result without bulky evaluation data."""
+def run_plan(config: str, plan: StepPlan, overrides: list[str] | None = None) -> dict:
+    """Load the config (with its ``--set`` overrides) and run it under ``plan`` as
+    ``sublearn run`` does (a grid's every cell included); the result without bulky
+    evaluation data."""
     from sublearn.flows.dispatch import run_config_under
 
-    outcome = run_config_under(load_config(config), plan)
+    outcome = run_config_under(load_config(config, overrides or ()), plan)
     return {k: v for k, v in outcome.items() if k != "results"}
 
 
@@ -41,42 +43,47 @@ def run_config(
     start: str | None = None,
     force: list[str] | None = None,
     stop: str | None = None,
+    overrides: list[str] | None = None,
 ) -> dict:
     """The whole config (dataset production, or the full experiment), reusing cached steps;
     ``stop="publish"`` produces the datasets only and leaves the students to the triggers."""
     plan = StepPlan(only=only, start=start, force=frozenset(force or ()), stop=stop)
-    return run_plan(config, plan)
+    return run_plan(config, plan, overrides)
 
 
 @flow(name="sublearn-generate")
-def generate_step_flow(config: str) -> dict:
-    return run_plan(config, StepPlan(only="generate"))
+def generate_step_flow(config: str, overrides: list[str] | None = None) -> dict:
+    return run_plan(config, StepPlan(only="generate"), overrides)
 
 
 @flow(name="sublearn-filter")
-def filter_step_flow(config: str) -> dict:
-    return run_plan(config, StepPlan(only="filter"))
+def filter_step_flow(config: str, overrides: list[str] | None = None) -> dict:
+    return run_plan(config, StepPlan(only="filter"), overrides)
 
 
 @flow(name="sublearn-publish")
-def publish_step_flow(config: str) -> dict:
-    return run_plan(config, StepPlan(only="publish"))
+def publish_step_flow(config: str, overrides: list[str] | None = None) -> dict:
+    return run_plan(config, StepPlan(only="publish"), overrides)
 
 
 @flow(name="sublearn-finetune")
-def finetune_step_flow(config: str, dataset: str | None = None) -> dict:
+def finetune_step_flow(
+    config: str, dataset: str | None = None, overrides: list[str] | None = None
+) -> dict:
     """Students on the config's published datasets; ``dataset`` is the event's repo@revision,
     checked against the config so a trigger never trains on someone else's data."""
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or ())
     if dataset and cfg.publish and dataset.partition("@")[0] != cfg.publish.repo_id:
         raise ConfigError(f"dataset: {dataset} is not this config's ({cfg.publish.repo_id})")
-    return run_plan(config, StepPlan(only="finetune"))
+    return run_plan(config, StepPlan(only="finetune"), overrides)
 
 
 @flow(name="sublearn-evaluate")
-def evaluate_step_flow(config: str, student: str | None = None) -> dict:
+def evaluate_step_flow(
+    config: str, student: str | None = None, overrides: list[str] | None = None
+) -> dict:
     """Evaluate the models and write the report (after new students were trained)."""
-    return run_plan(config, StepPlan(start="evaluate"))
+    return run_plan(config, StepPlan(start="evaluate"), overrides)
 
 
 FLOWS = {
@@ -89,10 +96,13 @@ FLOWS = {
 }
 
 
-def deployment_specs(config_path: str | Path) -> list[dict]:
-    """Every deployment of one config, as plain data (the form ``prefect.yaml`` takes)."""
+def deployment_specs(config_path: str | Path, overrides: Sequence[str] = ()) -> list[dict]:
+    """Every deployment of one config, as plain data (the form ``prefect.yaml`` takes);
+    ``overrides`` (``--set`` strings) are validated now and passed to every flow run, triggered
+    ones included, so a variant's deployments all run the variant."""
     path = str(config_path)
-    cfg: ExperimentConfig = load_config(path)
+    cfg: ExperimentConfig = load_config(path, overrides)
+    base = {"config": path} | ({"overrides": list(overrides)} if overrides else {})
     specs = []
     for kind, fn in FLOWS.items():
         if kind in ("finetune", "evaluate") and cfg.experiment is None:
@@ -104,7 +114,7 @@ def deployment_specs(config_path: str | Path) -> list[dict]:
             "flow_name": fn.name,
             "entrypoint": f"{ENTRY}:{fn.fn.__name__}",
             "description": f"{kind} for {path}",
-            "parameters": {"config": path},
+            "parameters": dict(base),
             "tags": ["sublearn", kind],
             "work_pool": {"name": WORK_POOL},
         }
@@ -114,9 +124,9 @@ def deployment_specs(config_path: str | Path) -> list[dict]:
             spec["parameters"]["stop"] = "publish"
             spec["description"] += " (datasets; students follow the published event)"
         if kind == "finetune" and cfg.publish is not None:
-            spec["triggers"] = [published_trigger(cfg, path)]
+            spec["triggers"] = [published_trigger(cfg, base)]
         if kind == "evaluate":
-            spec["triggers"] = [trained_trigger(cfg, path)]
+            spec["triggers"] = [trained_trigger(cfg, base)]
         specs.append(spec)
     return specs
 
@@ -132,31 +142,33 @@ def event_trigger(event: str, resource_id: str, parameters: dict) -> dict:
     }
 
 
-def published_trigger(cfg: ExperimentConfig, path: str) -> dict:
+def published_trigger(cfg: ExperimentConfig, base: dict) -> dict:
     from sublearn.flows.publish import DATASET_PUBLISHED
 
     dataset = "{{ event.resource['hf.repo_id'] }}@{{ event.resource['hf.revision'] }}"
     resource = f"hf.dataset.{cfg.publish.repo_id}"
-    return event_trigger(DATASET_PUBLISHED, resource, {"config": path, "dataset": dataset})
+    return event_trigger(DATASET_PUBLISHED, resource, base | {"dataset": dataset})
 
 
-def trained_trigger(cfg: ExperimentConfig, path: str) -> dict:
+def trained_trigger(cfg: ExperimentConfig, base: dict) -> dict:
     from sublearn.flows.students import STUDENT_TRAINED
 
     student = "{{ event.payload.student }}"
     resource = f"sublearn.student.{cfg.name}.*"
-    return event_trigger(STUDENT_TRAINED, resource, {"config": path, "student": student})
+    return event_trigger(STUDENT_TRAINED, resource, base | {"student": student})
 
 
-def runner_deployments(config_paths: list[str | Path], cron: str | None = None) -> list:
+def runner_deployments(
+    config_paths: list[str | Path], cron: str | None = None, overrides: Sequence[str] = ()
+) -> list:
     """The specs as ``RunnerDeployment`` objects for ``serve`` (``cron`` overrides the
-    configs' schedules, e.g. every minute for a trial)."""
+    configs' schedules, e.g. every minute for a trial; ``overrides`` every config's fields)."""
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
 
     deployments = []
     for path in config_paths:
-        for spec in deployment_specs(path):
+        for spec in deployment_specs(path, overrides):
             fn = next(f for f in FLOWS.values() if f.name == spec["flow_name"])
             schedules = spec.get("schedules", [])
             if cron and fn is run_config:
@@ -179,13 +191,13 @@ def runner_deployments(config_paths: list[str | Path], cron: str | None = None) 
     return deployments
 
 
-def prefect_yaml(config_paths: list[str | Path]) -> dict:
+def prefect_yaml(config_paths: list[str | Path], overrides: Sequence[str] = ()) -> dict:
     """The ``prefect.yaml`` for these configs: run ``prefect deploy --all`` from the repo root."""
     from prefect import __version__
 
     deployments = []
     for path in config_paths:
-        for spec in deployment_specs(path):
+        for spec in deployment_specs(path, overrides):
             entry = {k: v for k, v in spec.items() if k != "flow_name"}
             deployments.append(entry)
     return {

@@ -19,6 +19,13 @@ from sublearn.eval.tables import plain
 console = Console()
 err_console = Console(stderr=True)
 
+# ``--set key.path=value`` (repeatable): one field of the config, validated like the file.
+SET_OPTION = typer.Option(
+    "--set",
+    help="Override a config field, e.g. --set dataset.n_prompts=30000 (repeatable; the value is "
+    "YAML; part of the config hash and the run's config.yaml).",
+)
+
 # Set while a verb runs flows: where their tracebacks went, for the one error line to name.
 _run_errors = None
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sublearn.flows.cli.common import console, fail, one_line_errors
+from sublearn.flows.cli.common import SET_OPTION, console, fail, one_line_errors
 
 app = typer.Typer()
 schedule_app = typer.Typer(no_args_is_help=True, help="Deployments and their schedules.")
@@ -24,6 +24,7 @@ def serve(
         str | None, typer.Option(help="Override the configs' schedules (e.g. '* * * * *').")
     ] = None,
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 1,
+    overrides: Annotated[list[str] | None, SET_OPTION] = None,
 ) -> None:
     """Serve every deployment of these configs from this process (Prefect ``serve``): the
     scheduled production run, the step flows, and the event-triggered students/evaluation."""
@@ -31,7 +32,7 @@ def serve(
 
     from sublearn.flows.deployments import runner_deployments
 
-    deployments = runner_deployments([str(c) for c in configs], cron)
+    deployments = runner_deployments([str(c) for c in configs], cron, overrides or ())
     for d in deployments:
         when = ", ".join(s.schedule.cron for s in d.schedules) or "on demand"
         console.print(f"serving [bold]{d.flow_name}/{d.name}[/] ({when})", highlight=False)
@@ -80,6 +81,7 @@ def schedule_list(
 def schedule_export(
     configs: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")],
     out: Annotated[Path, typer.Option(help="Where to write.")] = Path("prefect.yaml"),
+    overrides: Annotated[list[str] | None, SET_OPTION] = None,
 ) -> None:
     """Write ``prefect.yaml`` for these configs (then ``prefect deploy --all``)."""
     import yaml
@@ -87,7 +89,8 @@ def schedule_export(
     from sublearn.core.runio import write_text
     from sublearn.flows.deployments import prefect_yaml
 
-    document = prefect_yaml([str(c) for c in configs])
-    header = "# Written by `sublearn schedule export " + " ".join(map(str, configs)) + "`.\n"
+    document = prefect_yaml([str(c) for c in configs], overrides or ())
+    sets = "".join(f" --set {o}" for o in overrides or ())
+    header = f"# Written by `sublearn schedule export {' '.join(map(str, configs))}{sets}`.\n"
     write_text(header + yaml.safe_dump(document, sort_keys=False), out)
     console.print(f"wrote {out}: {len(document['deployments'])} deployments")

@@ -17,6 +17,7 @@ from sublearn.flows.deployments import deployment_specs, prefect_yaml, runner_de
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ["examples/owl-numbers-dataset.yaml", "examples/owl-numbers-nightly.yaml"]
+SERVED_PROMPTS = 4
 
 
 def test_deployments_follow_the_configs():
@@ -50,6 +51,21 @@ def test_deployments_follow_the_configs():
     }
     trial = runner_deployments(PRODUCTION[:1], cron="* * * * *")[0]
     assert trial.schedules[0].schedule.cron == "* * * * *"
+
+
+def test_overrides_reach_every_deployment_and_trigger():
+    """A scheduled variant is the file plus ``--set``: its deployments carry the overrides as
+    a parameter, the triggered ones too, and take the variant's name."""
+    sets = ["name=owl-numbers-30k", "dataset.n_prompts=30000"]
+    specs = deployment_specs(PRODUCTION[1], sets)
+    assert {s["name"] for s in specs} == {"owl-numbers-30k"}
+    for spec in specs:
+        assert spec["parameters"]["overrides"] == sets
+        for trigger in spec.get("triggers", []):
+            assert trigger["parameters"]["overrides"] == sets
+    assert "overrides" not in deployment_specs(PRODUCTION[1])[0]["parameters"]
+    exported = prefect_yaml(PRODUCTION[:1], sets)["deployments"]
+    assert all(d["parameters"]["overrides"] == sets for d in exported)
 
 
 def test_prefect_yaml_is_the_export_of_the_production_configs():
@@ -136,12 +152,14 @@ def triggered_runs(deployment_id) -> list:
 
 @pytest.fixture()
 def served(spawn_cli, tiny_config_data, tmp_path):
-    """``sublearn serve`` on a tiny config, in its own process, until the test ends."""
+    """``sublearn serve`` on a variant of a tiny config (``--set``: another name and fewer
+    prompts), in its own process, until the test ends."""
     config = tmp_path / "served.yaml"
-    data = {**tiny_config_data, "name": "served-owl", "output_dir": str(tmp_path / "runs")}
+    data = {**tiny_config_data, "name": "tiny", "output_dir": str(tmp_path / "runs")}
     config.write_text(yaml.safe_dump(data))
+    variant = ["--set", "name=served-owl", "--set", f"dataset.n_prompts={SERVED_PROMPTS}"]
     proc = spawn_cli(
-        ["serve", str(config)], tmp_path / "serve.log", PREFECT_RUNNER_POLL_FREQUENCY="1"
+        ["serve", str(config), *variant], tmp_path / "serve.log", PREFECT_RUNNER_POLL_FREQUENCY="1"
     )
     yield config, tmp_path / "runs"
     proc.terminate()
@@ -167,8 +185,9 @@ def test_a_served_deployment_runs_end_to_end(prefect_server, served):
     flow_run = run_deployment("sublearn-run/served-owl", timeout=600)
     assert flow_run.state.is_completed(), flow_run.state
     run_dir = next(p for p in runs.iterdir() if not p.name.startswith("."))
+    assert run_dir.name.startswith("served-owl-")  # the variant's name and hash
     stats = json.loads((run_dir / "stats.json").read_text())
-    assert stats["total"] == tiny_total(config)
+    assert stats["total"] == SERVED_PROMPTS < tiny_total(config)
     steps = json.loads((run_dir / "steps.json").read_text())
     assert [e["step"] for e in steps] == ["prompts", "generate", "filter"]
 

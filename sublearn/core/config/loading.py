@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
 from sublearn.core.config.base import ConfigError
+from sublearn.core.config.overrides import with_overrides
 from sublearn.core.config.phrasing import format_error
 from sublearn.core.config.schema import ExperimentConfig
 
@@ -65,10 +67,17 @@ def _hardware_variant(data: dict, source: str) -> dict:
     return smaller
 
 
-def parse_config(data: object, source: str = "config") -> ExperimentConfig:
+def parse_config(
+    data: object, source: str = "config", overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """The validated config; ``overrides`` (``--set`` strings) apply after the hardware
+    variant, so an explicit override wins on every machine."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     data = _hardware_variant(data, source)
+    if overrides:
+        data = with_overrides(data, overrides)
+        source = f"{source} (with --set)"
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
@@ -94,8 +103,8 @@ def read_yaml(path: str | Path) -> object:
         raise ConfigError(f"{path}: invalid YAML value: {str(err).split(':')[0]}") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    return parse_config(read_yaml(path), str(path))
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    return parse_config(read_yaml(path), str(path), overrides)
 
 
 def dump_config(config: ExperimentConfig) -> str:
