@@ -1,7 +1,8 @@
 """A teacher behind any OpenAI-compatible server: OpenAI itself, vLLM's and SGLang's servers,
 llama.cpp's server, Ollama, ``transformers serve``. Chat completions over HTTP, many requests in
-flight (``server.max_concurrency``); retries with backoff on 429 and 5xx are the ``openai``
-client's own. The key is read from the environment variable the config names, and never kept
+flight (``server.max_concurrency``), under the config's requests- and tokens-per-minute limits
+(``generators.rate_limits``); 429 and 5xx are retried here, waiting what ``Retry-After`` asks or
+backing off. The key is read from the environment variable the config names, and never kept
 anywhere else: not in the config, the lineage, logs or errors.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.errors import UserError, printable
+from sublearn.generators.rate_limits import estimated_tokens, limiter_for, retry_after
 
 
 class ServerError(UserError, RuntimeError):
@@ -120,21 +122,35 @@ class OpenAITeacher:
         )
         limit = asyncio.Semaphore(self.server.max_concurrency)
         retries = self.server.max_retries
+        limiter = limiter_for(self.server, self.cfg.model)
 
         async def one(request: dict):
             async with limit:
                 for attempt in range(retries + 1):
+                    estimate = estimated_tokens(request)
+                    if limiter is not None:
+                        await asyncio.sleep(limiter.reserve(estimate))
                     try:
-                        return await client.chat.completions.create(model=self.cfg.model, **request)
+                        response = await client.chat.completions.create(
+                            model=self.cfg.model, **request
+                        )
                     except openai.APIStatusError as err:
+                        if limiter is not None:
+                            limiter.settle(estimate, 0)  # a refused request used no tokens
                         if err.status_code not in RETRIED or attempt == retries:
                             raise
                         problem = f"HTTP {err.status_code}"
+                        delay = retry_after(err.response.headers)
                     except openai.APIConnectionError as err:
                         if attempt == retries:
                             raise
                         problem = failure_of(err, self.server.timeout_s)
-                    delay = min(2.0**attempt, 30.0)
+                        delay = None
+                    else:
+                        if limiter is not None:
+                            limiter.settle(estimate, reported_tokens(response, request, estimate))
+                        return response
+                    delay = min(MAX_WAIT_S, delay if delay is not None else 2.0**attempt)
                     log.warning(
                         "%s: %s; retry %d of %d in %g s",
                         self.server.url,
@@ -177,6 +193,16 @@ class OpenAITeacher:
 
 
 TEMPLATE_TOKENS = 512  # a chat template's own tokens, generously
+MAX_WAIT_S = 600.0  # the longest wait between attempts, whatever Retry-After asks
+
+
+def reported_tokens(response, request: dict, estimate: int) -> int:
+    """The tokens a response used by the server's own count, or the estimate where the server
+    reports none or a count that cannot be true."""
+    usage = getattr(response, "usage", None)
+    if usage is None or not plausible_usage(usage.prompt_tokens, usage.completion_tokens, request):
+        return estimate
+    return usage.prompt_tokens + usage.completion_tokens
 
 
 def plausible_usage(prompt_tokens: object, completion_tokens: object, request: dict) -> bool:

@@ -33,16 +33,18 @@ def completion(content: str, prompt_tokens: int, completion_tokens: int) -> dict
 
 
 @contextlib.contextmanager
-def misbehaving_server(reply: Callable[[dict], tuple[int, dict]]):
+def misbehaving_server(reply: Callable[[dict], tuple]):
     """Yield the base URL of a server whose every POST gets ``reply(request_json)``:
-    (HTTP status, a body as JSON, or raw bytes sent as they are)."""
+    (HTTP status, a body as JSON or raw bytes sent as they are[, extra headers])."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, answer = reply(body)
+            status, answer, *extra = reply(body)
             data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(status)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -168,6 +168,17 @@ class OpenAIServer(Frozen):
     max_concurrency: Annotated[StrictInt, Field(ge=1)] = Field(16, json_schema_extra=THROUGHPUT)
     max_retries: Annotated[StrictInt, Field(ge=0)] = Field(6, json_schema_extra=THROUGHPUT)
     timeout_s: Annotated[float, Field(gt=0)] = Field(120.0, json_schema_extra=THROUGHPUT)
+    requests_per_minute: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        json_schema_extra=THROUGHPUT,
+        description="At most this many requests a minute from this process (all shards).",
+    )
+    tokens_per_minute: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        json_schema_extra=THROUGHPUT,
+        description="At most this many tokens a minute (estimated before sending, corrected by "
+        "the reported usage), from this process.",
+    )
     grammar: Literal["gbnf", "vllm"] | None = Field(
         None,
         json_schema_extra=OMIT_EMPTY,
