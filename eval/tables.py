@@ -126,6 +126,42 @@ def summary_table(steps: list[dict]) -> Table:
     return table
 
 
+def estimate_table(estimates: list) -> Table:
+    """``run --dry-run``: each generating dataset's requests, tokens and cost, nothing sent;
+    the cost columns where the config gives prices, the earlier-run column where there is one."""
+
+    def usd(value: float | None) -> str:
+        return "" if value is None else f"${value:,.2f}"
+
+    columns = {
+        "dataset": lambda e: plain(e.dataset),
+        "requests": lambda e: f"{e.requests:,}",
+        "tokens in": lambda e: f"{e.tokens_in:,}",
+        "out <=": lambda e: f"{e.tokens_out_bound:,}",
+    }
+    if any(e.tokens_out_expected is not None for e in estimates):
+        columns["out (earlier run)"] = lambda e: (
+            "" if e.tokens_out_expected is None else f"{e.tokens_out_expected:,}"
+        )
+    if any(e.usd_live_bound is not None for e in estimates):
+        columns["live $ <="] = lambda e: usd(e.usd_live_bound)
+        columns["batch $ <="] = lambda e: usd(e.usd_batch_bound)
+        if "out (earlier run)" in columns:
+            columns["live $ (earlier run)"] = lambda e: usd(e.usd_live_expected)
+    table = Table(title="dry run: what the generate steps would send (nothing was sent)")
+    for name in columns:
+        table.add_column(name, justify="left" if name == "dataset" else "right")
+    for e in estimates:
+        table.add_row(*(cell(e) for cell in columns.values()))
+    teachers = "; ".join(sorted({f"{e.dataset}: {e.teacher}" for e in estimates}))
+    counted = "; ".join(sorted({e.counted_by for e in estimates}))
+    table.caption = plain(
+        f"teachers: {teachers}. Tokens counted by {counted}. Output bound: max_new_tokens a "
+        "request; batch: half the live price."
+    )
+    return table
+
+
 def lineage_table(lineage: dict, title: str) -> Table:
     table = Table(title=plain(title), show_header=False)
     table.add_column("field", style="bold")

@@ -16,7 +16,13 @@ from sublearn.eval.tables import (
     study_table,
     summary_table,
 )
-from sublearn.flows.cli.common import console, fail, interruptible, one_line_errors
+from sublearn.flows.cli.common import (
+    SET_OPTION,
+    console,
+    fail,
+    interruptible,
+    one_line_errors,
+)
 
 app = typer.Typer()
 
@@ -68,13 +74,29 @@ def run(
         list[str] | None, typer.Option("--force", help="Recompute this step (repeatable).")
     ] = None,
     stop: Annotated[str | None, typer.Option("--to", help="Stop after this step.")] = None,
+    overrides: Annotated[list[str] | None, SET_OPTION] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Build the prompts, count their tokens, print requests, tokens and cost per "
+            "generating dataset; send and generate nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run a config: teacher -> completions -> filter chain -> dataset (-> students -> eval).
 
     Steps: prompts, teacher, generate, filter, publish, rescore, finetune, evaluate, report. Each is
     reused when its inputs and code are unchanged; the table at the end says which ran."""
     plan = step_plan(only, start, force, stop)
-    execute(load_config(config), plan)
+    cfg = load_config(config, overrides or ())
+    if dry_run:
+        from sublearn.eval.tables import estimate_table
+        from sublearn.flows.estimate import estimate_run
+
+        console.print(estimate_table(estimate_run(cfg)))
+        return
+    execute(cfg, plan)
 
 
 @app.command()

@@ -239,3 +239,53 @@ def test_garbage_from_a_server_is_one_line(tiny_config_data, answer, says):
         teacher = load_teacher(parse_config(data).teacher)
         with pytest.raises(ServerError, match=f"^{url}: .*{says}"):
             teacher.generate([ChatPrompt(None, "1, 2, 3")], seed=0)
+
+
+def test_dry_run_estimates_what_the_server_then_reports(
+    openai_server, tiny_config_data, prefect_server, tmp_path
+):
+    """``--dry-run`` counts the prompts with the served model's own tokenizer and template:
+    within 10% of the tokens the server reports for the real run; the output is bounded by
+    max_new_tokens, and estimated from the earlier run's rows once there is one."""
+    from sublearn.flows.dataset import dataset_flow
+    from sublearn.flows.estimate import BATCH_DISCOUNT, estimate_run
+
+    url, model = openai_server
+    data = served({**tiny_config_data, "name": "estimated", "seed": 2468}, url, model)
+    data["output_dir"] = str(tmp_path)
+    data["teacher"]["server"] |= {"usd_per_million_input": 0.1, "usd_per_million_output": 0.4}
+    cfg = parse_config(data)
+    (before,) = estimate_run(cfg)
+    assert before.counted_by.endswith("tokenizer and chat template")
+    assert before.requests == cfg.dataset.n_prompts and before.tokens_out_expected is None
+    assert not any(tmp_path.iterdir())  # nothing was generated or written
+    run = dataset_flow(cfg)
+    reported = next(s for s in run["steps"] if s["step"] == "generate")
+    assert before.tokens_in == pytest.approx(reported["prompt_tokens"], rel=0.10)
+    assert reported["completion_tokens"] <= before.tokens_out_bound
+    (after,) = estimate_run(cfg)
+    assert after.tokens_out_expected == pytest.approx(reported["completion_tokens"], rel=0.10)
+    bound_cost = (before.tokens_in * 0.1 + before.tokens_out_bound * 0.4) / 1e6
+    assert before.usd_live_bound == pytest.approx(bound_cost)
+    assert before.usd_batch_bound == pytest.approx(bound_cost * BATCH_DISCOUNT)
+
+
+def test_dry_run_sends_nothing(tiny_config_data, run_cli, tmp_path):
+    from tests.misbehaving_server import completion, misbehaving_server
+
+    calls = []
+
+    def reply(request: dict) -> tuple[int, dict]:
+        calls.append(request)
+        return 200, completion("1, 2, 3", 40, 5)
+
+    with misbehaving_server(reply) as url:
+        data = served({**tiny_config_data, "name": "dry", "output_dir": str(tmp_path)}, url, "x")
+        data["teacher"]["server"] |= {"usd_per_million_input": 1.0, "usd_per_million_output": 4.0}
+        config = tmp_path / "dry.yaml"
+        config.write_text(json.dumps(data))
+        proc = run_cli(["run", str(config), "--dry-run", "--set", "dataset.n_prompts=30000"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert calls == [] and [p.name for p in tmp_path.iterdir()] == ["dry.yaml"]
+    assert "nothing was sent" in proc.stdout and "30,000" in proc.stdout
+    assert "characters / 4 (no tokenizer for x here)" in " ".join(proc.stdout.split())
