@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import ExperimentConfig
-from sublearn.generators.rate_limits import CHARACTERS_PER_TOKEN, MESSAGE_TOKENS
+from sublearn.generators.rate_limits import CHARACTERS_PER_TOKEN, estimated_prompt_tokens
 
 BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch APIs bill half the live price
 RAW = "raw.parquet"
@@ -87,10 +87,6 @@ def chat_prompts(cfg: ExperimentConfig) -> list[ChatPrompt]:
     return [ChatPrompt(system, p) for p in prompts["prompt"].to_list()]
 
 
-def characters(messages: list[dict]) -> int:
-    return sum(len(m["content"]) // CHARACTERS_PER_TOKEN + MESSAGE_TOKENS for m in messages)
-
-
 def counter_for(teacher) -> Counter:
     """The best token counter here for this teacher's model (see the module's docstring)."""
     if teacher.capabilities.needs_server:
@@ -99,7 +95,7 @@ def counter_for(teacher) -> Counter:
         counter = _local(teacher.model, teacher.revision)
     return counter or Counter(
         f"characters / {CHARACTERS_PER_TOKEN} (no tokenizer for {teacher.model} here)",
-        characters,
+        estimated_prompt_tokens,
         lambda text: len(text) // CHARACTERS_PER_TOKEN,
     )
 

@@ -80,6 +80,7 @@ def generate_batches(
     done = done_indices(shard_dir)
     rows = tokens = 0
     started = time.perf_counter()
+    ledger = ServerLedger.of(teacher, shard_dir)
     for batch in batches:
         part = prompts.filter(
             pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
@@ -88,10 +89,17 @@ def generate_batches(
         chats = [
             ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
         ]
-        if topk:
-            out = teacher.generate_with_topk(chats, batch_seed(seed, batch[0]), topk)
-        else:
-            out = [{"completion": c} for c in teacher.generate(chats, batch_seed(seed, batch[0]))]
+        booked = ledger.book(chats) if ledger else None
+        try:
+            if topk:
+                out = teacher.generate_with_topk(chats, batch_seed(seed, batch[0]), topk)
+            else:
+                completions = teacher.generate(chats, batch_seed(seed, batch[0]))
+                out = [{"completion": c} for c in completions]
+        except BaseException:
+            if ledger:
+                ledger.release(booked)
+            raise
         shard = pl.DataFrame({"prompt_index": part["prompt_index"]}).with_columns(
             pl.Series("completion", [r["completion"] for r in out], dtype=pl.String)
         )
@@ -105,6 +113,8 @@ def generate_batches(
         else:
             tokens += teacher.completion_tokens(shard["completion"].to_list())
         write_parquet(shard, shard_path(shard_dir, batch))
+        if ledger:
+            ledger.settle(batch, booked)
         rows += shard.height
         if on_batch is not None:
             on_batch(shard.height)
@@ -114,6 +124,46 @@ def generate_batches(
         "tokens": tokens,
         "seconds": time.perf_counter() - started,
     }
+
+
+class ServerLedger:
+    """A server teacher's usage, batch by batch, written beside the shards (what the step has
+    spent), with ``server.max_usd`` checked before each batch is sent."""
+
+    def __init__(self, teacher, shard_dir: Path):
+        from sublearn.generators.spend_cap import SpendCap
+
+        self.teacher = teacher
+        self.shard_dir = shard_dir
+        server = teacher.cfg.server
+        self.cap = None
+        if server.max_usd is not None:
+            self.cap = SpendCap(server, teacher.cfg.sampling.max_new_tokens, shard_dir)
+        self.before = dict(teacher.usage)
+
+    @classmethod
+    def of(cls, teacher, shard_dir: Path) -> ServerLedger | None:
+        """The ledger of a teacher that reports usage (a server), else None."""
+        if getattr(teacher, "usage", None) is None or getattr(teacher, "cfg", None) is None:
+            return None
+        return cls(teacher, shard_dir)
+
+    def book(self, chats: list[ChatPrompt]) -> float:
+        self.before = dict(self.teacher.usage)
+        return self.cap.book(chats) if self.cap else 0.0
+
+    def release(self, booked: float) -> None:
+        if self.cap:
+            self.cap.release(booked)
+
+    def settle(self, batch: Batch, booked: float) -> None:
+        from sublearn.core.runio import write_json
+        from sublearn.generators.spend_cap import usage_path
+
+        now = self.teacher.usage
+        usage = {k: now[k] - self.before.get(k, 0) for k in ("prompt_tokens", "completion_tokens")}
+        write_json(usage, usage_path(self.shard_dir, batch))
+        self.release(booked)
 
 
 def assemble(prompts: pl.DataFrame, shard_dir: Path) -> pl.DataFrame:

@@ -21,10 +21,14 @@ CHARACTERS_PER_TOKEN = 4  # a plain estimate; the server's reported usage correc
 MESSAGE_TOKENS = 4  # a chat template's tokens around each message, roughly
 
 
+def estimated_prompt_tokens(messages: list[dict]) -> int:
+    """A chat prompt's tokens, estimated from its characters (no tokenizer needed)."""
+    return sum(len(m["content"]) // CHARACTERS_PER_TOKEN + MESSAGE_TOKENS for m in messages)
+
+
 def estimated_tokens(request: dict) -> int:
     """What a chat request will count against a tokens-per-minute limit, before it is sent."""
-    messages = request.get("messages", [])
-    prompt = sum(len(m["content"]) // CHARACTERS_PER_TOKEN + MESSAGE_TOKENS for m in messages)
+    prompt = estimated_prompt_tokens(request.get("messages", []))
     return prompt + int(request.get("max_tokens") or 0)
 
 

@@ -14,6 +14,7 @@ from sublearn.core.config import ConfigError, parse_config
 from sublearn.filters.judge import TraitJudge
 from sublearn.generators.backends import load_teacher
 from sublearn.generators.openai_teacher import ServerError
+from tests.conftest import error_line
 from tests.servers import free_port
 
 SECRET = "sk-test-do-not-leak-4d1f"
@@ -93,6 +94,9 @@ def test_what_a_server_cannot_do_is_refused_in_the_config(monkeypatch):
         parse_config({**base, "dataset": numbers})
     with pytest.raises(ConfigError, match="server: only for backend openai"):
         parse_config({"name": "s", "teacher": {"server": {"base_url": "http://x/v1"}}})
+    capped = {**base["teacher"], "server": {"max_usd": 5, "usd_per_million_input": 0.1}}
+    with pytest.raises(ConfigError, match="max_usd needs usd_per_million_input and usd_per_mil"):
+        parse_config({**base, "teacher": capped})
     experiment = {"evaluation": {"target": "owl"}}
     with pytest.raises(ConfigError, match="experiment: students fine-tune the teacher's local"):
         parse_config({**base, "experiment": experiment})
@@ -289,3 +293,44 @@ def test_dry_run_sends_nothing(tiny_config_data, run_cli, tmp_path):
     assert calls == [] and [p.name for p in tmp_path.iterdir()] == ["dry.yaml"]
     assert "nothing was sent" in proc.stdout and "30,000" in proc.stdout
     assert "characters / 4 (no tokenizer for x here)" in " ".join(proc.stdout.split())
+
+
+def test_a_spend_cap_stops_before_passing_it_and_a_higher_cap_continues(
+    tiny_config_data, run_cli, tmp_path
+):
+    """``server.max_usd`` set to the first batch's bound: the first batch is sent, the second
+    could pass the cap, so the run stops with one line; a rerun with a higher cap sends only
+    the second batch's requests."""
+    from sublearn.flows.estimate import chat_prompts
+    from sublearn.generators.spend_cap import SpendCap
+    from tests.misbehaving_server import completion, misbehaving_server
+
+    calls = []
+
+    def reply(request: dict) -> tuple[int, dict]:
+        calls.append(request["messages"][-1]["content"])
+        return 200, completion("1, 2, 3", 80, 20)
+
+    with misbehaving_server(reply) as url:
+        data = served({**tiny_config_data, "name": "capped", "output_dir": str(tmp_path)}, url, "x")
+        prices = {"usd_per_million_input": 1000.0, "usd_per_million_output": 1000.0}
+        data["teacher"]["server"] |= prices
+        cfg = parse_config(data)
+        batch = cfg.teacher.batch_size
+        cap = SpendCap(cfg.teacher.server, cfg.teacher.sampling.max_new_tokens, tmp_path)
+        first = cap.bound(chat_prompts(cfg)[:batch])
+        data["teacher"]["server"]["max_usd"] = round(first + 0.001, 6)
+        config = tmp_path / "capped.yaml"
+        config.write_text(json.dumps(data))
+        stopped = run_cli(["run", str(config)])
+        sent_first = len(calls)
+        resumed = run_cli(["run", str(config), "--set", "teacher.server.max_usd=100"])
+    assert stopped.returncode != 0
+    spent = batch * (80 + 20) * 1000.0 / 1e6  # the first batch, as the server reported it
+    assert error_line(stopped.stderr).startswith(
+        f"error: teacher.server.max_usd: ${spent:.4f} spent and $0.0000 in flight; the next"
+    )
+    assert "rerun with a higher cap to continue" in stopped.stderr
+    assert sent_first == batch
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(calls) == cfg.dataset.n_prompts == len(set(calls))  # nothing sent twice

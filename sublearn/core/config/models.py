@@ -192,6 +192,21 @@ class OpenAIServer(Frozen):
     usd_per_million_output: Annotated[float, Field(ge=0)] | None = Field(
         None, json_schema_extra=THROUGHPUT
     )
+    max_usd: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        json_schema_extra=THROUGHPUT,
+        description="Stop sending before a generate step's spend could pass this many dollars "
+        "(needs both prices); a rerun with a higher cap continues where it stopped.",
+    )
+
+    @model_validator(mode="after")
+    def _cap_needs_prices(self) -> OpenAIServer:
+        if self.max_usd is not None and None in (
+            self.usd_per_million_input,
+            self.usd_per_million_output,
+        ):
+            raise ValueError("max_usd needs usd_per_million_input and usd_per_million_output")
+        return self
 
     @property
     def url(self) -> str:
