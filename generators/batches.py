@@ -77,6 +77,8 @@ def generate_batches(
     ``prompts`` holds prompt_index, system_prompt and prompt; a batch takes the rows whose
     index lies in its range that have no completion yet.
     """
+    if getattr(teacher, "batch_mode", False) and not topk:
+        return generate_in_provider_batch(teacher, prompts, batches, seed, shard_dir, on_batch)
     done = done_indices(shard_dir)
     rows = tokens = 0
     started = time.perf_counter()
@@ -122,6 +124,51 @@ def generate_batches(
         "batches": len(batches),
         "rows": rows,
         "tokens": tokens,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def generate_in_provider_batch(
+    teacher,
+    prompts: pl.DataFrame,
+    batches: list[Batch],
+    seed: int,
+    shard_dir: Path,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
+    """``server.mode: batch``: every request of these batches as one provider batch (the same
+    bodies and seeds as live mode), then one shard per grid batch as live mode writes them."""
+    done = done_indices(shard_dir)
+    started = time.perf_counter()
+    parts, requests = [], {}
+    for batch in batches:
+        part = prompts.filter(
+            pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
+            & ~pl.col("prompt_index").is_in(list(done))
+        )
+        chats = [
+            ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
+        ]
+        bodies = teacher.requests_for(chats, batch_seed(seed, batch[0]))
+        for index, body in zip(part["prompt_index"], bodies, strict=True):
+            requests[f"prompt-{index}"] = body
+        parts.append((batch, part))
+    before = teacher.usage["completion_tokens"]
+    answers = teacher.generate_in_batches(requests, shard_dir, f"{batches[0][0]:08d}")
+    rows = 0
+    for batch, part in parts:
+        completions = [answers[f"prompt-{i}"] for i in part["prompt_index"]]
+        shard = pl.DataFrame({"prompt_index": part["prompt_index"]}).with_columns(
+            pl.Series("completion", completions, dtype=pl.String)
+        )
+        write_parquet(shard, shard_path(shard_dir, batch))
+        rows += shard.height
+        if on_batch is not None:
+            on_batch(shard.height)
+    return {
+        "batches": len(batches),
+        "rows": rows,
+        "tokens": teacher.usage["completion_tokens"] - before,
         "seconds": time.perf_counter() - started,
     }
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.errors import UserError, printable
@@ -55,11 +56,16 @@ class OpenAITeacher:
 
         return teacher_lineage("openai", teacher_source(self.cfg), self.cfg)
 
-    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+    @property
+    def batch_mode(self) -> bool:
+        """``server.mode: batch``: the generation loop sends a shard's requests as one batch."""
+        return self.server.mode == "batch"
+
+    def requests_for(self, prompts: Sequence[ChatPrompt], seed: int) -> list[dict]:
         """One request per prompt, seeded ``seed + position`` (servers that honour seeds give
         the same rows again; OpenAI's seeds are best effort)."""
         s = self.cfg.sampling
-        requests = [
+        return [
             {
                 "messages": p.messages(),
                 "temperature": s.temperature,
@@ -70,7 +76,51 @@ class OpenAITeacher:
             }
             for i, p in enumerate(prompts)
         ]
+
+    def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
+        requests = self.requests_for(prompts, seed)
         return [r.choices[0].message.content or "" for r in self._run(requests)]
+
+    def generate_in_batches(
+        self, requests: dict[str, dict], shard_dir: Path, name: str
+    ) -> dict[str, str]:
+        """Completions of these requests (by custom id) through the provider's batch API, the
+        same request bodies live mode sends; the usage each answer reports is counted."""
+        import openai
+
+        from sublearn.generators.provider_batches import ProviderBatches
+
+        client = openai.OpenAI(
+            base_url=self.server.url,
+            api_key=api_key(self.server),
+            max_retries=self.server.max_retries,
+            timeout=self.server.timeout_s,
+        )
+        bodies = {cid: flat_body(r) for cid, r in requests.items()}
+        try:
+            batches = ProviderBatches(client, self.server, self.cfg.model, shard_dir, name)
+            answers = batches.run(bodies)
+        except openai.APIConnectionError as err:
+            raise ServerError(
+                f"{self.server.url}: {failure_of(err, self.server.timeout_s)}"
+            ) from None
+        except openai.APIStatusError as err:
+            raise ServerError(
+                f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}"
+            ) from None
+        finally:
+            client.close()
+        for cid, body in answers.items():
+            usage = body.get("usage") or {}
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if not plausible_usage(prompt, completion, bodies[cid]):
+                self.usage["implausible"] += 1
+                continue
+            self.usage["prompt_tokens"] += prompt
+            self.usage["completion_tokens"] += completion
+        return {
+            cid: body["choices"][0]["message"].get("content") or "" for cid, body in answers.items()
+        }
 
     def _grammar(self) -> dict:
         """The answer form or numbers rule (GBNF) in the server's own request field."""
@@ -203,6 +253,12 @@ def reported_tokens(response, request: dict, estimate: int) -> int:
     if usage is None or not plausible_usage(usage.prompt_tokens, usage.completion_tokens, request):
         return estimate
     return usage.prompt_tokens + usage.completion_tokens
+
+
+def flat_body(request: dict) -> dict:
+    """A live request as the JSON body a batch line carries (the client's ``extra_body``
+    fields merged in)."""
+    return {k: v for k, v in request.items() if k != "extra_body"} | request.get("extra_body", {})
 
 
 def plausible_usage(prompt_tokens: object, completion_tokens: object, request: dict) -> bool:

@@ -54,6 +54,8 @@ def teacher_lineage(backend: str, source, cfg) -> dict:
 
     served = cfg.capabilities.needs_server
     server = {"base_url": cfg.server.url} if served else {}
+    if served and cfg.server.mode == "batch":
+        server["mode"] = "batch"  # live rows keep the lineage (and keys) they always had
     return {
         "backend": backend,
         **source.lineage(),

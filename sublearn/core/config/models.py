@@ -192,6 +192,18 @@ class OpenAIServer(Frozen):
     usd_per_million_output: Annotated[float, Field(ge=0)] | None = Field(
         None, json_schema_extra=THROUGHPUT
     )
+    mode: Literal["live", "batch"] = Field(
+        "live",
+        json_schema_extra=THROUGHPUT,
+        description="live: one request per prompt; batch: a shard's requests as one provider "
+        "batch (files and batches endpoints; half the price at OpenAI), resumed after a kill.",
+    )
+    batch_window: str = Field("24h", json_schema_extra=THROUGHPUT)
+    batch_poll_s: Annotated[float, Field(gt=0)] = Field(
+        30.0,
+        json_schema_extra=THROUGHPUT,
+        description="mode batch: the first wait between polls (then x1.5, at most 300 s).",
+    )
     max_usd: Annotated[float, Field(gt=0)] | None = Field(
         None,
         json_schema_extra=THROUGHPUT,
@@ -206,6 +218,8 @@ class OpenAIServer(Frozen):
             self.usd_per_million_output,
         ):
             raise ValueError("max_usd needs usd_per_million_input and usd_per_million_output")
+        if self.max_usd is not None and self.mode == "batch":
+            raise ValueError("max_usd: caps live requests only; mode batch has no cap yet")
         return self
 
     @property
