@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sublearn.flows.cli import audit, filtering, hub, mlp, runs, schedule
+from sublearn.flows.cli import audit, cache, filtering, hub, mlp, runs, schedule
 from sublearn.flows.cli.common import console
 
 # Locals stay out of tracebacks: they can hold tokens and whole datasets.
@@ -42,6 +42,6 @@ def version() -> None:
     console.print(__version__)
 
 
-for group in (runs, filtering, hub, mlp, schedule):
+for group in (runs, filtering, hub, mlp, schedule, cache):
     app.add_typer(group.app)
 app.add_typer(audit.app, name="audit")

@@ -252,6 +252,7 @@ class StepStore:
             record = self.record(step, key)
             forced = plan.forced(step)
             if record is not None and not forced:
+                os.utime(self.folder(step, key) / RECORD)  # the record's time: its last use
                 return record, "reused"
             if plan.upstream_only(step) and record is None:
                 anchor = f"--only {plan.only}" if plan.only else f"--from {plan.start}"
