@@ -309,15 +309,28 @@ def step_store(output_dir: Path) -> StepStore:
     return StepStore(Path(output_dir) / ".steps")
 
 
+_COPIED: set[tuple[int, int]] = set()  # (store device, run device) pairs already reported
+
+
 def link_into(src: Path, dst: Path) -> Path:
-    """Place ``src`` at ``dst`` by hard link (a copy across file systems), atomically."""
+    """Place ``src`` at ``dst`` by hard link (a copy across file systems, said once per pair
+    of file systems), atomically."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and os.path.samefile(src, dst):
         return dst
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.link")
     try:
         os.link(src, tmp)
-    except OSError:
+    except OSError as err:
+        devices = (src.stat().st_dev, dst.parent.stat().st_dev)
+        if devices not in _COPIED:
+            _COPIED.add(devices)
+            log.warning(
+                "%s: cannot hard-link the step store's files here (%s); copying them instead "
+                "(more disk, and `sublearn cache ls` cannot see these runs use the store)",
+                dst.parent,
+                err.strerror or err,
+            )
         shutil.copy2(src, tmp)
     try:
         os.replace(tmp, dst)

@@ -8,8 +8,10 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -292,3 +294,23 @@ def test_every_step_declares_its_name_inputs_and_real_code():
     assert dataset.PromptsStep(kept).key() == step.key()  # n_keep decides what is kept only
     other = dataset.PromptsStep(parse_config({"name": "x", "dataset": {"n_prompts": 9}}))
     assert other.key() != step.key()
+
+
+def test_across_file_systems_the_run_copies_and_says_so_once(tmp_path, caplog):
+    import tempfile
+
+    other = Path(tempfile.mkdtemp(dir="/dev/shm")) if Path("/dev/shm").is_dir() else None
+    if other is None or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system here (/dev/shm)")
+    store = StepStore(tmp_path / "store")
+    store.run(StepPlan(), "generate", "k", counting_compute([]))
+    stored = store.folder("generate", "k") / "out.txt"
+    try:
+        with caplog.at_level("WARNING", logger="sublearn"):
+            first = link_into(stored, other / "run" / "out.txt")
+            second = link_into(stored, other / "run" / "again.txt")
+        assert first.read_text() == second.read_text() == stored.read_text()
+        assert not os.path.samefile(first, stored)  # a copy
+        assert caplog.text.count("cannot hard-link the step store's files here") == 1
+    finally:
+        shutil.rmtree(other)
