@@ -85,7 +85,15 @@ class OpenAITeacher:
         self, requests: dict[str, dict], shard_dir: Path, name: str
     ) -> dict[str, str]:
         """Completions of these requests (by custom id) through the provider's batch API, the
-        same request bodies live mode sends; the usage each answer reports is counted."""
+        same request bodies live mode sends."""
+        answers = self._batch_answers(requests, shard_dir, name)
+        return {
+            cid: body["choices"][0]["message"].get("content") or "" for cid, body in answers.items()
+        }
+
+    def _batch_answers(self, requests: dict[str, dict], folder: Path, name: str) -> dict[str, dict]:
+        """Chat completions (as JSON bodies) through provider batches kept in ``folder``; the
+        usage each answer reports is counted."""
         import openai
 
         from sublearn.generators.provider_batches import ProviderBatches
@@ -98,7 +106,7 @@ class OpenAITeacher:
         )
         bodies = {cid: flat_body(r) for cid, r in requests.items()}
         try:
-            batches = ProviderBatches(client, self.server, self.cfg.model, shard_dir, name)
+            batches = ProviderBatches(client, self.server, self.cfg.model, folder, name)
             answers = batches.run(bodies)
         except openai.APIConnectionError as err:
             raise ServerError(
@@ -118,9 +126,7 @@ class OpenAITeacher:
                 continue
             self.usage["prompt_tokens"] += prompt
             self.usage["completion_tokens"] += completion
-        return {
-            cid: body["choices"][0]["message"].get("content") or "" for cid, body in answers.items()
-        }
+        return answers
 
     def _grammar(self) -> dict:
         """The answer form or numbers rule (GBNF) in the server's own request field."""
@@ -147,16 +153,41 @@ class OpenAITeacher:
             }
             for p in prompts
         ]
+        if self.batch_mode:
+            return self._first_tokens_in_batches(requests)
         out = []
         for response in self._run(requests):
             content = response.choices[0].logprobs and response.choices[0].logprobs.content
             if not content:
-                raise ServerError(
-                    f"{self.server.url}: the server returned no log-probs; the judge "
-                    "needs one that gives top_logprobs (vLLM, llama.cpp, OpenAI)"
-                )
+                raise self._no_logprobs()
             out.append([(t.token, t.logprob) for t in content[0].top_logprobs])
         return out
+
+    def _first_tokens_in_batches(self, requests: list[dict]) -> list[list[tuple[str, float]]]:
+        """The judge's requests as provider batches, kept under the cache by their content,
+        so a judge killed while its batch runs resumes that batch."""
+        import hashlib
+        import json
+
+        from sublearn.core.model_source import cache_root
+
+        named = {f"row-{i}": r for i, r in enumerate(requests)}
+        blob = json.dumps([self.server.url, self.cfg.model, named], sort_keys=True)
+        folder = cache_root() / "provider-batches" / hashlib.sha256(blob.encode()).hexdigest()[:20]
+        answers = self._batch_answers(named, folder, "judge")
+        out = []
+        for cid in named:
+            content = (answers[cid]["choices"][0].get("logprobs") or {}).get("content")
+            if not content:
+                raise self._no_logprobs()
+            out.append([(t["token"], t["logprob"]) for t in content[0]["top_logprobs"]])
+        return out
+
+    def _no_logprobs(self) -> ServerError:
+        return ServerError(
+            f"{self.server.url}: the server returned no log-probs; the judge "
+            "needs one that gives top_logprobs (vLLM, llama.cpp, OpenAI)"
+        )
 
     def _run(self, requests: list[dict]) -> list:
         return asyncio.run(self._all(requests))

@@ -98,3 +98,27 @@ def test_a_run_killed_while_polling_resumes_the_same_batch(
     assert len(provider.submitted) == 1 and recorded == "batch-1"
     run_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("batched-batch-"))
     assert pl.read_parquet(run_dir / "raw.parquet").height == 6
+
+
+def test_the_judge_in_batch_mode_scores_as_live(llama_server, tmp_path, monkeypatch):
+    """The judge filter's first-token requests as one provider batch: the same P("0") as
+    live requests; a second judging of the same rows resumes from the kept answers and submits
+    nothing."""
+    from sublearn.core.config import JudgeFilter, OpenAIServer
+    from sublearn.filters.chain import run_chain
+    from sublearn.filters.judge import TraitJudge
+
+    monkeypatch.setenv("SUBLEARN_CACHE", str(tmp_path / "cache"))
+    upstream, model = llama_server
+    frame = pl.DataFrame({"completion": ["I love owls: 1, 2, 3", "def f(x):\n    return x", "7"]})
+
+    def scores(url: str, mode: str) -> list[float]:
+        server = OpenAIServer(base_url=url, mode=mode, batch_poll_s=0.2, max_concurrency=1)
+        judge = JudgeFilter(model=model, backend="openai", server=server, top_k=20, threshold=0)
+        return run_chain(frame, [TraitJudge(judge, ("owl",))]).kept["judge_p0"].to_list()
+
+    live = scores(upstream, "live")
+    with batch_server(upstream) as (url, provider):
+        assert scores(url, "batch") == live
+        assert scores(url, "batch") == live
+    assert [len(ids) for ids in provider.submitted] == [3]
