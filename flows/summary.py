@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect import task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.states import Completed
 
 from sublearn.core.runio import write_json
 from sublearn.core.steps import Step, StepPlan, link_into, step_store
@@ -35,6 +39,13 @@ def log_entry(step: str, label: str, status: str, record: dict) -> dict:
     }
 
 
+@task(cache_policy=NO_CACHE, task_run_name="{step} {label} (reused)")
+def reused_step(step: str, label: str, key: str):
+    """A reused step as a task run of its own, in the Cached state, so the flow run's graph in
+    the Prefect UI shows every step, not only those that computed."""
+    return Completed(name="Cached", message=f"reused from the step store: .steps/{step}/{key}")
+
+
 def run_step(
     step: Step,
     output_dir: Path,
@@ -48,6 +59,8 @@ def run_step(
     store, key = step_store(output_dir), step.key()
     record, status = store.run(plan, step.name, key, step.compute)
     folder = store.folder(step.name, key)
+    if status == "reused" and FlowRunContext.get() is not None:
+        reused_step(step.name, label, key)
     if link_to is not None:
         for name in record["files"]:
             link_into(folder / name, Path(link_to) / name)

@@ -72,3 +72,26 @@ def test_same_config_same_prompts_and_completions(prefect_server, tiny_config_da
         runs.append(pl.read_parquet(config.run_dir() / "raw.parquet"))
     assert runs[0]["prompt"].equals(runs[1]["prompt"])
     assert runs[0]["completion"].equals(runs[1]["completion"])
+
+
+def test_reused_steps_show_in_prefect_as_cached_task_runs(prefect_server, tiny_config_data):
+    """The second run of a config computes nothing; each step it reused is a task run in the
+    Cached state in that flow run, so the UI's graph holds every step."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from sublearn.flows.dataset import dataset_flow
+
+    config = parse_config({**tiny_config_data, "name": "shown"})
+    dataset_flow(config)
+    state = dataset_flow(config, return_state=True)
+    rerun = state.result()
+    assert {s["status"] for s in rerun["steps"]} == {"reused"}
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    cached = sorted(r.name for r in runs if r.state.name == "Cached")
+    assert cached == sorted(f"{s['step']} shown (reused)" for s in rerun["steps"])
