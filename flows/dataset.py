@@ -302,8 +302,10 @@ def server_usage(teacher_cfg: TeacherConfig, results: list[dict]) -> dict:
             implausible,
         )
     elif None not in prices:
-        cost = usage["prompt_tokens"] * prices[0] + usage["completion_tokens"] * prices[1]
-        usage["cost_usd"] = round(cost / 1e6, 6)
+        from sublearn.generators.spend_cap import dollars
+
+        cost = dollars(server, usage["prompt_tokens"], usage["completion_tokens"])
+        usage["cost_usd"] = round(cost, 6)
     return usage
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import ExperimentConfig
 from sublearn.generators.rate_limits import CHARACTERS_PER_TOKEN, estimated_prompt_tokens
+from sublearn.generators.spend_cap import BATCH_DISCOUNT
 
-BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch APIs bill half the live price
 RAW = "raw.parquet"
 
 

@@ -140,7 +140,7 @@ def generate_in_provider_batch(
     bodies and seeds as live mode), then one shard per grid batch as live mode writes them."""
     done = done_indices(shard_dir)
     started = time.perf_counter()
-    parts, requests = [], {}
+    parts, requests, chats_all = [], {}, []
     for batch in batches:
         part = prompts.filter(
             pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
@@ -149,12 +149,23 @@ def generate_in_provider_batch(
         chats = [
             ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
         ]
+        chats_all += chats
         bodies = teacher.requests_for(chats, batch_seed(seed, batch[0]))
         for index, body in zip(part["prompt_index"], bodies, strict=True):
             requests[f"prompt-{index}"] = body
         parts.append((batch, part))
+    name = f"{batches[0][0]:08d}"
+    ledger = ServerLedger.of(teacher, shard_dir)
+    from sublearn.generators.provider_batches import in_flight
+
+    # a batch already submitted is paid for: only a new submission is checked against the cap
+    booked = ledger.book(chats_all) if not in_flight(shard_dir, name) else 0.0
     before = teacher.usage["completion_tokens"]
-    answers = teacher.generate_in_batches(requests, shard_dir, f"{batches[0][0]:08d}")
+    try:
+        answers = teacher.generate_in_batches(requests, shard_dir, name)
+    except BaseException:
+        ledger.release(booked)
+        raise
     rows = 0
     for batch, part in parts:
         completions = [answers[f"prompt-{i}"] for i in part["prompt_index"]]
@@ -165,6 +176,7 @@ def generate_in_provider_batch(
         rows += shard.height
         if on_batch is not None:
             on_batch(shard.height)
+    ledger.settle((batches[0][0], batches[-1][1]), booked)
     return {
         "batches": len(batches),
         "rows": rows,

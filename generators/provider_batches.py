@@ -33,6 +33,11 @@ class BatchError(UserError, RuntimeError):
     """A batch that cannot give the step its rows, as one line."""
 
 
+def in_flight(shard_dir: Path, name: str) -> bool:
+    """Whether a shard has a batch submitted and not yet collected (a killed run's)."""
+    return (Path(shard_dir) / f"provider-{name}" / STATE).is_file()
+
+
 def request_lines(requests: dict[str, dict], model: str) -> bytes:
     """The batch input file: one chat-completions request a line, named by its custom id."""
     lines = [

@@ -1,4 +1,5 @@
-"""``server.max_usd``: a generate step stops sending before its spend could pass the cap.
+"""``server.max_usd``: a generate step stops sending before its spend could pass the cap
+(live requests batch by batch; in batch mode, before a shard's batch is submitted).
 
 What was spent is on disk: each batch's reported usage is written beside its shard
 (``usage-<start>-<stop>.json``), so a rerun knows what the step already cost and a killed or
@@ -29,11 +30,16 @@ def usage_path(shard_dir: Path, batch: tuple[int, int]) -> Path:
     return Path(shard_dir) / f"usage-{batch[0]:08d}-{batch[1]:08d}.json"
 
 
+BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch APIs bill half the live price
+
+
 def dollars(server, prompt_tokens: float, completion_tokens: float) -> float:
-    return (
+    """What these tokens cost at the server's prices, at the batch discount in batch mode."""
+    live = (
         prompt_tokens * server.usd_per_million_input
         + completion_tokens * server.usd_per_million_output
     ) / 1e6
+    return live * BATCH_DISCOUNT if server.mode == "batch" else live
 
 
 _IN_FLIGHT: dict[str, float] = {}
@@ -64,6 +70,8 @@ class SpendCap:
 
     def book(self, chats: list[ChatPrompt]) -> float:
         """Book a batch's bound before sending it, or stop when it could pass the cap."""
+        if not chats:
+            return 0.0
         bound = self.bound(chats)
         with _LOCK:
             spent, flying = self.spent(), _IN_FLIGHT.get(self.key, 0.0)

@@ -252,7 +252,8 @@ def test_dry_run_estimates_what_the_server_then_reports(
     within 10% of the tokens the server reports for the real run; the output is bounded by
     max_new_tokens, and estimated from the earlier run's rows once there is one."""
     from sublearn.flows.dataset import dataset_flow
-    from sublearn.flows.estimate import BATCH_DISCOUNT, estimate_run
+    from sublearn.flows.estimate import estimate_run
+    from sublearn.generators.spend_cap import BATCH_DISCOUNT
 
     url, model = openai_server
     data = served({**tiny_config_data, "name": "estimated", "seed": 2468}, url, model)

@@ -122,3 +122,28 @@ def test_the_judge_in_batch_mode_scores_as_live(llama_server, tmp_path, monkeypa
         assert scores(url, "batch") == live
         assert scores(url, "batch") == live
     assert [len(ids) for ids in provider.submitted] == [3]
+
+
+def test_a_spend_cap_in_batch_mode_stops_before_submitting(
+    llama_server, tiny_config_data, prefect_server, tmp_path
+):
+    """``max_usd`` below the shard's bound at the batch price: nothing is submitted and the run
+    stops in one line; a higher cap submits one batch, costed at half the live price."""
+    import pytest
+
+    from sublearn.generators.spend_cap import SpendCapReached
+
+    upstream, model = llama_server
+    with batch_server(upstream) as (url, provider):
+        data = config_data(tiny_config_data, url, model, tmp_path, "batch")
+        prices = {"usd_per_million_input": 1000.0, "usd_per_million_output": 1000.0}
+        data["teacher"]["server"] |= {**prices, "max_usd": 0.01}
+        with pytest.raises(SpendCapReached, match="^teacher.server.max_usd: \\$0.0000 spent"):
+            run(data)
+        assert provider.submitted == []
+        data["teacher"]["server"]["max_usd"] = 100.0
+        result, raw = run(data)
+    assert len(provider.submitted) == 1 and raw.height == 6
+    generate = next(s for s in result["steps"] if s["step"] == "generate")
+    tokens = generate["prompt_tokens"] + generate["completion_tokens"]
+    assert generate["cost_usd"] == pytest.approx(tokens * 1000.0 / 1e6 * 0.5, abs=1e-6)

@@ -218,8 +218,6 @@ class OpenAIServer(Frozen):
             self.usd_per_million_output,
         ):
             raise ValueError("max_usd needs usd_per_million_input and usd_per_million_output")
-        if self.max_usd is not None and self.mode == "batch":
-            raise ValueError("max_usd: caps live requests only; mode batch has no cap yet")
         return self
 
     @property
