@@ -4,7 +4,7 @@ For every dataset whose teacher generates in the run (the trait dataset, the stu
 arm, the leak filter's control teacher), the prompts are built exactly as the run builds them
 and their input tokens counted with the best tokenizer there is here: tiktoken for OpenAI's
 models (when it is installed and has its encoding), the model's own tokenizer and chat template
-for local weights or a server serving a local folder, else characters / 4. Output tokens are
+for local weights or a server serving a local folder or GGUF file, else characters / 4. Output tokens are
 bounded by ``max_new_tokens`` a request, and estimated from the mean of an earlier run of the
 same config where its rows are on disk. Cost uses the server's prices per million tokens, live
 and at the batch discount providers give (half). Nothing is generated and nothing is sent.
@@ -122,7 +122,9 @@ def _local(model: str, revision: str | None) -> Counter | None:
         from sublearn.core.model_source import resolve_model
 
         local = Path(model).expanduser()
-        if local.exists() or model.startswith("embedded"):
+        if local.is_file() and local.suffix == ".gguf":  # llama.cpp serving a GGUF file
+            tokenizer = AutoTokenizer.from_pretrained(str(local.parent), gguf_file=local.name)
+        elif local.exists() or model.startswith("embedded"):
             source = resolve_model(model, revision)
             tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
         else:
