@@ -4,10 +4,10 @@ For every dataset whose teacher generates in the run (the trait dataset, the stu
 arm, the leak filter's control teacher), the prompts are built exactly as the run builds them
 and their input tokens counted with the best tokenizer there is here: tiktoken for OpenAI's
 models (when it is installed and has its encoding), the model's own tokenizer and chat template
-for local weights or a server serving a local folder or GGUF file, else characters / 4. Output tokens are
-bounded by ``max_new_tokens`` a request, and estimated from the mean of an earlier run of the
-same config where its rows are on disk. Cost uses the server's prices per million tokens, live
-and at the batch discount providers give (half). Nothing is generated and nothing is sent.
+for local weights or a server serving a local folder or GGUF file, else characters / 4. Output
+tokens are bounded by ``max_new_tokens`` a request, and estimated from the mean of an earlier
+run of the same config where its rows are on disk. Cost uses the server's prices per million
+tokens, live and at the batch discount providers give (half). Nothing is generated or sent.
 """
 
 from __future__ import annotations
