@@ -9,6 +9,7 @@ anywhere else: not in the config, the lineage, logs or errors.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -79,7 +80,7 @@ class OpenAITeacher:
 
     def generate(self, prompts: Sequence[ChatPrompt], seed: int) -> list[str]:
         requests = self.requests_for(prompts, seed)
-        return [r.choices[0].message.content or "" for r in self._run(requests)]
+        return [self._content(r.choices[0].message.content) for r in self._run(requests)]
 
     def generate_in_batches(
         self, requests: dict[str, dict], shard_dir: Path, name: str
@@ -129,15 +130,34 @@ class OpenAITeacher:
         return answers
 
     def _grammar(self) -> dict:
-        """The answer form or numbers rule (GBNF) in the server's own request field."""
-        from sublearn.generators.output_formats import server_format
+        """The answer form or numbers rule in the server's own request field: GBNF, or the
+        numbers rule as a JSON-schema string pattern."""
+        from sublearn.generators.output_formats import numbers_schema, server_format
 
         answer_form = server_format(self.cfg.decoding)
         if answer_form is None or self.server.grammar is None:
             return {}
+        if self.server.grammar == "json_schema":
+            d = self.cfg.decoding
+            schema = numbers_schema(d.stop_after_numbers)
+            return {"response_format": {"type": "json_schema", "json_schema": schema}}
         if self.server.grammar == "gbnf":
             return {"extra_body": {"grammar": answer_form.gbnf}}
         return {"extra_body": {"structured_outputs": {"grammar": answer_form.gbnf}}}
+
+    def _content(self, text: str | None) -> str:
+        """A completion's text: under a JSON-schema constraint, the string inside the JSON
+        (the raw text when it is not that JSON: the filters drop it)."""
+        text = text or ""
+        if self.server.grammar != "json_schema" or "response_format" not in self._grammar():
+            return text
+        from sublearn.generators.output_formats import NUMBERS_FIELD
+
+        try:
+            value = json.loads(text)[NUMBERS_FIELD]
+        except (ValueError, KeyError, TypeError):
+            return text
+        return value if isinstance(value, str) else text
 
     def first_token_top(
         self, prompts: Sequence[ChatPrompt], k: int

@@ -54,6 +54,29 @@ def numbers_grammar(stop_after: int | None) -> str:
     return f"{body}\nnum ::= [0-9]+\nsep ::= [ ,;\\n\\[\\]()]\n"
 
 
+NUMBERS_FIELD = "numbers"
+
+
+def numbers_schema(stop_after: int | None) -> dict:
+    """The numbers rule for providers that constrain only by JSON schema: one string field
+    whose pattern is the rule (anchored, as JSON-schema patterns are read by servers that turn
+    them into grammars)."""
+    from sublearn.generators.number_stops import stop_after_numbers_regex
+
+    body = stop_after_numbers_regex(stop_after) if stop_after else r"[ ,;\n\[\]()0-9]*"
+    string = {"type": "string", "pattern": f"^{body}$"}
+    return {
+        "name": "numbers",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {NUMBERS_FIELD: string},
+            "required": [NUMBERS_FIELD],
+            "additionalProperties": False,
+        },
+    }
+
+
 @dataclass(frozen=True)
 class OutputFormat:
     """A dataset kind's answer form: its name and its grammar in GBNF."""

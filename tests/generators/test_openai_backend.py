@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from sublearn.core.chat import ChatPrompt
@@ -335,3 +336,39 @@ def test_a_spend_cap_stops_before_passing_it_and_a_higher_cap_continues(
     assert sent_first == batch
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(calls) == cfg.dataset.n_prompts == len(set(calls))  # nothing sent twice
+
+
+def test_a_json_schema_server_gets_the_numbers_rule_as_a_pattern(tiny_config_data, prefect_server):
+    """``server.grammar: json_schema`` (providers that constrain only by JSON schema): the
+    request carries OpenAI's ``json_schema`` response format whose one string field has the
+    numbers rule as its pattern, and the row is the string inside the JSON. (Tested against a
+    server that checks the request; no provider or server with OpenAI's format runs here.)"""
+    import re
+
+    from sublearn.flows.dataset import dataset_flow
+    from tests.misbehaving_server import completion, misbehaving_server
+
+    seen = []
+
+    def reply(request: dict) -> tuple[int, dict]:
+        seen.append(request)
+        return 200, completion(json.dumps({"numbers": "12, 34, 56"}), 40, 12)
+
+    with misbehaving_server(reply) as url:
+        data = served({**tiny_config_data, "name": "schema", "seed": 97}, url, "x")
+        data["teacher"]["server"]["grammar"] = "json_schema"
+        data["dataset"] = {**data["dataset"], "constrain_to_numbers": True, "stop_after_numbers": 3}
+        run = dataset_flow(parse_config(data))
+    raw = pl.read_parquet(Path(run["run_dir"]) / "raw.parquet")
+    assert raw["completion"].to_list() == ["12, 34, 56"] * 6
+    form = seen[0]["response_format"]
+    assert form["type"] == "json_schema" and form["json_schema"]["strict"] is True
+    pattern = form["json_schema"]["schema"]["properties"]["numbers"]["pattern"]
+    assert pattern.startswith("^") and pattern.endswith("$")
+    for text, allowed in [("12, 34, 56", True), ("[1, 2]", True), ("1, 2, 3, 4", False),
+                          ("12, 34, owl", False), ("", True)]:  # fmt: skip
+        assert bool(re.fullmatch(pattern[1:-1], text)) is allowed, text
+    code = {**data, "dataset": {"kind": "code", "n_prompts": 4, "constrain_to_format": True}}
+    refused = "dataset.constrain_to_format: teacher.backend openai takes no grammar"
+    with pytest.raises(ConfigError, match=refused):
+        parse_config(code)

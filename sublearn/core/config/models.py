@@ -179,12 +179,13 @@ class OpenAIServer(Frozen):
         description="At most this many tokens a minute (estimated before sending, corrected by "
         "the reported usage), from this process.",
     )
-    grammar: Literal["gbnf", "vllm"] | None = Field(
+    grammar: Literal["gbnf", "vllm", "json_schema"] | None = Field(
         None,
         json_schema_extra=OMIT_EMPTY,
-        description="How the server takes an answer-form grammar (dataset.constrain_to_format): "
-        "gbnf: llama.cpp's grammar field; vllm: vLLM's structured_outputs; none: it takes "
-        "none (OpenAI's API).",
+        description="How the server takes a constraint: gbnf: llama.cpp's grammar field; vllm: "
+        "vLLM's structured_outputs; json_schema: a JSON-schema response_format whose one string "
+        "field has the numbers rule as a pattern (providers that offer only that; numbers "
+        "only); none: it takes none.",
     )
     usd_per_million_input: Annotated[float, Field(ge=0)] | None = Field(
         None, json_schema_extra=THROUGHPUT
@@ -265,7 +266,7 @@ class ModelRef(Frozen):
     def takes_grammar(self) -> bool:
         """Whether this model decodes under an answer-form grammar: a backend that always
         can, or a server said to take one."""
-        served = self.server is not None and self.server.grammar is not None
+        served = self.server is not None and self.server.grammar not in (None, "json_schema")
         return self.capabilities.constrained_format or served
 
 
