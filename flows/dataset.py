@@ -38,7 +38,7 @@ from sublearn.core.lineage import dataset_lineage
 from sublearn.core.model_source import file_sha256
 from sublearn.core.registry import BACKENDS
 from sublearn.core.runio import read_parquet, write_json, write_parquet, write_text
-from sublearn.core.steps import Step, StepError, StepPlan
+from sublearn.core.steps import Step, StepError, StepPlan, StepStore
 from sublearn.filters.chain import chain_params, run_chain, stats_rows
 from sublearn.flows.kinds import filter_chain, kind_modules, kind_of
 from sublearn.flows.progress import StepProgress
@@ -123,11 +123,15 @@ def generate_shard(
     topk: int,
     shard_dir: Path,
     index: int = 0,
+    store_id: str | None = None,
 ) -> dict:
-    """Load the teacher and generate these batches, one shard file per batch."""
+    """Load the teacher and generate these batches, one shard file per batch (after checking
+    that this worker sees the run's step store, when the flow says which it is)."""
     from sublearn.generators.backends import load_teacher
     from sublearn.generators.batches import generate_batches
 
+    if store_id is not None:
+        StepStore(shard_store(shard_dir)).check_identity(store_id)
     prompts = read_parquet(prompts_path, ("prompt_index", "prompt", "system_prompt"))
     teacher = load_teacher(teacher_cfg)
     rows = sum(stop - start for start, stop in batches)
@@ -147,13 +151,19 @@ def generation_flow(
     seed: int,
     topk: int,
     shard_dir: Path,
+    store_id: str | None = None,
 ) -> list[dict]:
     """One task per shard, on whatever task runner the config chose (threads or Ray)."""
     futures = [
-        generate_shard.submit(teacher_cfg, prompts_path, g, seed, topk, shard_dir, i)
+        generate_shard.submit(teacher_cfg, prompts_path, g, seed, topk, shard_dir, i, store_id)
         for i, g in enumerate(groups)
     ]
     return [f.result() for f in futures]
+
+
+def shard_store(shard_dir: Path) -> Path:
+    """The step store a generate step's shard folder lies in (``<store>/generate/<key>/shards``)."""
+    return Path(shard_dir).parents[2]
 
 
 def ray_init_kwargs() -> dict:
@@ -184,8 +194,9 @@ def run_generation(
         from prefect_ray.context import remote_options
 
         runner = RayTaskRunner(address=scale.ray_address, init_kwargs=ray_init_kwargs())
+        store_id = StepStore(shard_store(shard_dir)).identity()
         with remote_options(num_gpus=scale.gpus_per_shard):
-            return generation_flow.with_options(task_runner=runner)(*args)
+            return generation_flow.with_options(task_runner=runner)(*args, store_id)
     if len(groups) == 1:
         return [generate_shard(*args[:2], groups[0], *args[3:])]
     return generation_flow(*args)

@@ -43,6 +43,7 @@ DATASET_STEPS = ("prompts", "teacher", "generate", "filter", "publish")
 EXPERIMENT_STEPS = ("rescore", "finetune", "evaluate", "report")
 STEPS = DATASET_STEPS + EXPERIMENT_STEPS
 RECORD = "record.json"
+STORE_ID = "store-id"
 
 log = logging.getLogger("sublearn")
 
@@ -190,6 +191,31 @@ class StepStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+
+    def identity(self) -> str:
+        """The store's id, drawn once when the store is made: what every process that uses the
+        store (a Ray worker on another node) must see, or it is looking at another store."""
+        path = self.root / STORE_ID
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "x") as fh:  # the first process to get here draws it
+                fh.write(uuid.uuid4().hex)
+        except FileExistsError:
+            pass
+        return path.read_text().strip()
+
+    def check_identity(self, expected: str) -> None:
+        """One line when this process sees a different store than the flow that sent it."""
+        path = self.root / STORE_ID
+        seen = path.read_text().strip() if path.is_file() else None
+        if seen != expected:
+            import socket
+
+            what = f"another step store (id {seen})" if seen else "no step store"
+            raise StepError(
+                f"{self.root}: {socket.gethostname()} sees {what} here, not the run's "
+                f"(id {expected}); put output_dir on storage every node shares (NFS or the like)"
+            )
 
     def folder(self, step: str, key: str) -> Path:
         return self.root / step / key

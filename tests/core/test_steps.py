@@ -314,3 +314,22 @@ def test_across_file_systems_the_run_copies_and_says_so_once(tmp_path, caplog):
         assert caplog.text.count("cannot hard-link the step store's files here") == 1
     finally:
         shutil.rmtree(other)
+
+
+def test_a_worker_that_sees_another_store_fails_in_one_line(tmp_path):
+    """The store's id is drawn once; a shard sent to a process (a Ray worker on another node)
+    that sees no store, or another one, at the run's path stops before it computes anything."""
+    from sublearn.core.steps import StepError, StepStore
+    from sublearn.flows.dataset import generate_shard
+
+    shared = StepStore(tmp_path / "shared" / ".steps")
+    identity = shared.identity()
+    assert shared.identity() == identity and len(identity) == 32
+    shared.check_identity(identity)
+    local = StepStore(tmp_path / "node-local" / ".steps")
+    with pytest.raises(StepError, match="sees no step store here, not the run's"):
+        local.check_identity(identity)
+    local.identity()
+    shard_dir = local.root / "generate" / "k" / "shards"
+    with pytest.raises(StepError, match="sees another step store .* every node shares"):
+        generate_shard.fn(None, tmp_path / "none.parquet", [], 0, 0, shard_dir, 0, identity)
