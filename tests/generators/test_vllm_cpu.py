@@ -95,3 +95,29 @@ def test_a_lora_adapter_changes_the_teacher_as_merged_weights_do(tmp_path):
     }
     assert local["merged"] != local["plain"]
     assert served == local["merged"]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    from tests.servers import vllm_serve
+
+    running, model = vllm_serve(tmp_path_factory.mktemp("vllm-serve"))
+    with running as url:
+        yield url, model
+
+
+@pytest.mark.parametrize("grammar", ["vllm", "json_schema"])
+def test_vllm_serve_takes_the_numbers_rule(grammar, vllm_server):
+    """A real ``vllm serve`` behind ``backend: openai``: the numbers rule as GBNF in vLLM's
+    structured outputs (``grammar: vllm``) or as a JSON-schema pattern (``json_schema``);
+    every answer is digits and separators with at most 3 numbers."""
+    url, model = vllm_server
+    server = {"base_url": url, "grammar": grammar, "max_concurrency": 4}
+    teacher = {"backend": "openai", "model": model, "server": server}
+    teacher["sampling"] = {"max_new_tokens": 40}
+    dataset = {"constrain_to_numbers": True, "stop_after_numbers": 3}
+    config = parse_config({"name": "v", "teacher": teacher, "dataset": dataset})
+    outputs = load_teacher(config.generating_teacher()).generate(PROMPTS * 3, seed=9)
+    assert all(set(text) <= NUMBER_CHARS for text in outputs), outputs
+    assert all(len(re.findall(r"\d+", t)) <= 3 for t in outputs)
+    assert any(len(re.findall(r"\d+", t)) == 3 for t in outputs)
