@@ -341,8 +341,8 @@ def test_a_spend_cap_stops_before_passing_it_and_a_higher_cap_continues(
 def test_a_json_schema_server_gets_the_numbers_rule_as_a_pattern(tiny_config_data, prefect_server):
     """``server.grammar: json_schema`` (providers that constrain only by JSON schema): the
     request carries OpenAI's ``json_schema`` response format whose one string field has the
-    numbers rule as its pattern, and the row is the string inside the JSON. (Tested against a
-    server that checks the request; no provider or server with OpenAI's format runs here.)"""
+    numbers rule as its pattern, and the row is the string inside the JSON. (A real ``vllm
+    serve`` decodes under it in tests/generators/test_vllm_cpu.py.)"""
     import re
 
     from sublearn.flows.dataset import dataset_flow
