@@ -164,6 +164,13 @@ def cost(server, tokens_in: int, tokens_out: int) -> float | None:
     ) / 1e6
 
 
+def prices(server) -> str:
+    """The config's prices per million tokens, as the table's caption says them."""
+    if server is None or None in (server.usd_per_million_input, server.usd_per_million_output):
+        return ""
+    return f" at ${server.usd_per_million_input:g}/M in, ${server.usd_per_million_output:g}/M out"
+
+
 def estimate_dataset(cfg: ExperimentConfig) -> Estimate:
     teacher = cfg.generating_teacher()
     counter = counter_for(teacher)
@@ -174,7 +181,7 @@ def estimate_dataset(cfg: ExperimentConfig) -> Estimate:
     expected = None if mean is None else round(mean * len(prompts))
     return Estimate(
         dataset=cfg.name,
-        teacher=f"{teacher.backend} {teacher.model}",
+        teacher=f"{teacher.backend} {teacher.model}{prices(teacher.server)}",
         requests=len(prompts),
         tokens_in=tokens_in,
         tokens_out_bound=bound,
