@@ -203,7 +203,8 @@ class ServerLedger:
     @classmethod
     def of(cls, teacher, shard_dir: Path) -> ServerLedger | None:
         """The ledger of a teacher that reports usage (a server), else None."""
-        if getattr(teacher, "usage", None) is None or getattr(teacher, "cfg", None) is None:
+        cfg = getattr(teacher, "cfg", None)
+        if getattr(teacher, "usage", None) is None or getattr(cfg, "server", None) is None:
             return None
         return cls(teacher, shard_dir)
 
