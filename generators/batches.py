@@ -63,6 +63,18 @@ def split_shards(batches: list[Batch], shards: int) -> list[list[Batch]]:
     return [g for g in groups if g]
 
 
+def batch_chats(
+    prompts: pl.DataFrame, batch: Batch, done: set[int]
+) -> tuple[pl.DataFrame, list[ChatPrompt]]:
+    """A batch's prompts that have no completion yet, as rows and as chats."""
+    part = prompts.filter(
+        pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
+        & ~pl.col("prompt_index").is_in(list(done))
+    )
+    chats = [ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)]
+    return part, chats
+
+
 def generate_batches(
     teacher,
     prompts: pl.DataFrame,
@@ -84,13 +96,7 @@ def generate_batches(
     started = time.perf_counter()
     ledger = ServerLedger.of(teacher, shard_dir)
     for batch in batches:
-        part = prompts.filter(
-            pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
-            & ~pl.col("prompt_index").is_in(list(done))
-        )
-        chats = [
-            ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
-        ]
+        part, chats = batch_chats(prompts, batch, done)
         booked = ledger.book(chats) if ledger else None
         try:
             if topk:
@@ -142,13 +148,7 @@ def generate_in_provider_batch(
     started = time.perf_counter()
     parts, requests, chats_all = [], {}, []
     for batch in batches:
-        part = prompts.filter(
-            pl.col("prompt_index").is_between(batch[0], batch[1], closed="left")
-            & ~pl.col("prompt_index").is_in(list(done))
-        )
-        chats = [
-            ChatPrompt(s, u) for s, u in zip(part["system_prompt"], part["prompt"], strict=True)
-        ]
+        part, chats = batch_chats(prompts, batch, done)
         chats_all += chats
         bodies = teacher.requests_for(chats, batch_seed(seed, batch[0]))
         for index, body in zip(part["prompt_index"], bodies, strict=True):

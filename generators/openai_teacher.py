@@ -109,14 +109,8 @@ class OpenAITeacher:
         try:
             batches = ProviderBatches(client, self.server, self.cfg.model, folder, name)
             answers = batches.run(bodies)
-        except openai.APIConnectionError as err:
-            raise ServerError(
-                f"{self.server.url}: {failure_of(err, self.server.timeout_s)}"
-            ) from None
-        except openai.APIStatusError as err:
-            raise ServerError(
-                f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}"
-            ) from None
+        except (openai.APIConnectionError, openai.APIStatusError) as err:
+            raise self._failure(err) from None
         finally:
             client.close()
         for cid, body in answers.items():
@@ -203,6 +197,14 @@ class OpenAITeacher:
             out.append([(t["token"], t["logprob"]) for t in content[0]["top_logprobs"]])
         return out
 
+    def _failure(self, err: Exception, tried: str = "") -> ServerError:
+        """A request the server refused (HTTP status) or never answered, as one line."""
+        import openai
+
+        if isinstance(err, openai.APIStatusError):
+            return ServerError(f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}")
+        return ServerError(f"{self.server.url}: {failure_of(err, self.server.timeout_s)}{tried}")
+
     def _no_logprobs(self) -> ServerError:
         return ServerError(
             f"{self.server.url}: the server returned no log-probs; the judge "
@@ -268,15 +270,9 @@ class OpenAITeacher:
             raise ServerError(
                 f"{self.server.url}: the server's answer is not a chat completion"
             ) from None
-        except openai.APIConnectionError as err:
+        except (openai.APIConnectionError, openai.APIStatusError) as err:
             tried = f" ({retries + 1} attempts)" if retries else ""
-            raise ServerError(
-                f"{self.server.url}: {failure_of(err, self.server.timeout_s)}{tried}"
-            ) from None
-        except openai.APIStatusError as err:
-            raise ServerError(
-                f"{self.server.url}: HTTP {err.status_code}: {short(err.message)}"
-            ) from None
+            raise self._failure(err, tried) from None
         finally:
             await client.close()
         for r in responses:
