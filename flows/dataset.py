@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +39,11 @@ from sublearn.core.registry import BACKENDS
 from sublearn.core.runio import read_parquet, write_json, write_parquet, write_text
 from sublearn.core.steps import Step, StepError, StepPlan, StepStore
 from sublearn.filters.chain import chain_params, run_chain, stats_rows
+from sublearn.flows.cluster import task_runner
 from sublearn.flows.kinds import filter_chain, kind_modules, kind_of
 from sublearn.flows.progress import StepProgress
 from sublearn.flows.publish import publish_dataset
-from sublearn.flows.summary import log_entry, record_summary, run_step
+from sublearn.flows.summary import log_entry, node_name, record_summary, run_step
 from sublearn.generators.batches import assemble, done_indices, pending_batches, split_shards
 from sublearn.generators.trait_prompt import trait_system_prompt
 from sublearn.generators.trait_teacher import trait_record
@@ -137,7 +137,7 @@ def generate_shard(
     rows = sum(stop - start for start, stop in batches)
     with StepProgress(f"teacher completions (shard {index})", rows) as progress:
         done = generate_batches(teacher, prompts, batches, seed, topk, shard_dir, progress.advance)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = f"{node_name()}:{os.getpid()}"
     get_run_logger().info("shard %d: %d batches on %s", index, len(batches), worker)
     usage = teacher.usage if teacher_cfg.capabilities.needs_server else None
     return {**done, "worker": worker, **({"usage": dict(usage)} if usage else {})}
@@ -166,15 +166,6 @@ def shard_store(shard_dir: Path) -> Path:
     return Path(shard_dir).parents[2]
 
 
-def ray_init_kwargs() -> dict:
-    """Ray workers report their task runs to this run's Prefect server, not to servers of
-    their own (several temporary servers at once fight over SQLite)."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {"PREFECT_API_URL": PREFECT_API_URL.value()} if PREFECT_API_URL.value() else {}
-    return {"include_dashboard": False, "runtime_env": {"env_vars": env}}
-
-
 def run_generation(
     config: ExperimentConfig,
     teacher_cfg: TeacherConfig,
@@ -190,10 +181,9 @@ def run_generation(
     groups = split_shards(todo, scale.shards)
     args = (teacher_cfg, prompts_path, groups, config.seed, config.dataset.teacher_topk, shard_dir)
     if scale.runner == "ray":
-        from prefect_ray import RayTaskRunner
         from prefect_ray.context import remote_options
 
-        runner = RayTaskRunner(address=scale.ray_address, init_kwargs=ray_init_kwargs())
+        runner = task_runner(scale)
         store_id = StepStore(shard_store(shard_dir)).identity()
         with remote_options(num_gpus=scale.gpus_per_shard):
             return generation_flow.with_options(task_runner=runner)(*args, store_id)

@@ -9,7 +9,6 @@ student is evaluated without re-evaluating the base model and the teacher.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +19,11 @@ from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import ExperimentConfig
 from sublearn.core.model_source import file_sha256
 from sublearn.core.runio import write_json
-from sublearn.core.steps import Step, StepPlan
+from sublearn.core.steps import Step
 from sublearn.eval.preference import panel_logprob, sampled_preference
 from sublearn.eval.preference_questions import HELDOUT_QUESTIONS, PANELS, QUESTIONS
 from sublearn.eval.stats import mean_ci
 from sublearn.flows.progress import StepProgress
-from sublearn.flows.summary import run_step
 
 RESULT = "result.json"
 
@@ -152,16 +150,3 @@ class EvaluateStep(Step):
         write_json(result, folder / RESULT)
         dtype = self.config.teacher.precision().dtype
         return {"files": [RESULT], "rows": len(result["answers"]), "dtype": dtype}
-
-
-def evaluation_step(
-    config: ExperimentConfig,
-    plan: StepPlan,
-    label: str,
-    adapter: str | None,
-    system: str | None,
-    log: list[dict],
-) -> dict:
-    step = EvaluateStep(config, label, adapter, system)
-    _, folder = run_step(step, config.output_dir, plan, label, log)
-    return {**json.loads((folder / RESULT).read_text()), "label": label}

@@ -22,15 +22,15 @@ from sublearn.core.runio import write_text
 from sublearn.core.steps import StepError, StepPlan
 from sublearn.eval.results import Audit, CrossModelResults
 from sublearn.eval.transfer import label
+from sublearn.flows.cluster import cluster, train_trait_teachers
 from sublearn.flows.dataset import dataset_flow
-from sublearn.flows.evaluation import evaluation_step
 from sublearn.flows.experiment_report import checkpoint_curve, summarise, write_report
 from sublearn.flows.paired import divergent_only, paired_sources
+from sublearn.flows.phases import StudentSpec, evaluate_all, evaluation_job, train_students
 from sublearn.flows.students import (
     checkpoint_folder,
     checkpoint_steps,
     shuffle_numbers,
-    student_step,
     training_source,
 )
 from sublearn.flows.summary import log_entry, record_summary
@@ -90,11 +90,19 @@ def teacher_adapter(config: ExperimentConfig) -> str | None:
 
 @flow(name="subliminal-experiment")
 def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
+    remember_flow_run()
+    with cluster(config.scale_out):
+        return run_experiment(config, plan or StepPlan())
+
+
+def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
     from sublearn.generators.trait_prompt import trait_system_prompt
 
-    remember_flow_run()
-    plan = plan or StepPlan()
     log: list[dict] = []
+    if not plan.upstream_only("publish"):
+        log += [
+            log_entry("trait teacher", t["target"], "ran", t) for t in train_trait_teachers(config)
+        ]
     run_dirs = datasets(config, plan, log)
     out = config.experiment_dir()
     write_text(dump_config(config), out / "config.yaml")
@@ -117,39 +125,58 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     rows = frames[0].height
     get_run_logger().info("students train on %d rows each (%s)", rows, ", ".join(arm_configs))
 
-    students = []
-    for seed in config.experiment.students.seeds:
-        for (arm, (_, source)), data in zip(sources.items(), frames, strict=True):
-            name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
-            path = student_step(config, plan, name, data, source, seed, out / name, log)
-            students.append((label(arm, seed), str(path)))
+    seeds = config.experiment.students.seeds
+    specs = [  # (the student, its label in the evaluations)
+        (
+            StudentSpec(config, f"{STUDENT_FOLDERS[arm]}-seed{seed}", data, source, seed),
+            label(arm, seed),
+        )
+        for seed in seeds
+        for (arm, (_, source)), data in zip(sources.items(), frames, strict=True)
+    ]
     if config.experiment.cross_init:
-        cross_init = config.cross_init_config()
-        for seed in config.experiment.students.seeds:
-            name = f"{STUDENT_FOLDERS['crossinit']}-seed{seed}"
-            trait_source = sources["trait"][1]
-            path = student_step(
-                cross_init, plan, name, frames[0], trait_source, seed, out / name, log
+        cross_init, trait_source = config.cross_init_config(), sources["trait"][1]
+        specs += [
+            (
+                StudentSpec(
+                    cross_init,
+                    f"{STUDENT_FOLDERS['crossinit']}-seed{seed}",
+                    frames[0],
+                    trait_source,
+                    seed,
+                ),
+                label("crossinit", seed),
             )
-            students.append((label("crossinit", seed), str(path)))
+            for seed in seeds
+        ]
     cross = config.cross_model_config() if config.experiment.cross_model is not None else None
-    cross_students = (
-        cross_model_students(cross, plan, sources, frames, out, log) if cross is not None else []
-    )
+    cross_specs = cross_model_specs(cross, sources, frames) if cross is not None else []
+    everyone = specs + cross_specs
+    paths = train_students(config.scale_out, plan, [spec for spec, _ in everyone], out, log)
+    trained = [(name, str(path)) for (_, name), path in zip(everyone, paths, strict=True)]
+    students, cross_students = trained[: len(specs)], trained[len(specs) :]
     if not plan.runs("evaluate"):
         record_summary(log, out)
         return {"results": None, "steps": log}
     system = trait_system_prompt(config.teacher.trait)
-    evaluations = [
-        evaluation_step(config, plan, "base", None, None, log),
-        evaluation_step(config, plan, "teacher", teacher_adapter(config), system, log),
-    ] + [evaluation_step(config, plan, name, path, None, log) for name, path in students]
-    checkpoints = checkpoint_evaluations(config, plan, students, log)
-    cross_evaluations = None
-    if cross_students:
-        cross_evaluations = [evaluation_step(cross, plan, "base", None, None, log)] + [
-            evaluation_step(cross, plan, name, path, None, log) for name, path in cross_students
+    jobs = [
+        evaluation_job(config, "base", None, None),
+        evaluation_job(config, "teacher", teacher_adapter(config), system),
+    ] + [evaluation_job(config, name, path, None) for name, path in students]
+    checkpoints = checkpoint_jobs(config, students)
+    jobs += [job for job, _ in checkpoints]
+    if cross is not None:
+        jobs += [evaluation_job(cross, "base", None, None)] + [
+            evaluation_job(cross, name, path, None) for name, path in cross_students
         ]
+    evaluated = evaluate_all(config.scale_out, jobs, plan, log)
+    main, ends = 2 + len(students), 2 + len(students) + len(checkpoints)
+    evaluations = evaluated[:main]
+    checkpoint_results = [
+        {**result, **where}
+        for result, (_, where) in zip(evaluated[main:ends], checkpoints, strict=True)
+    ]
+    cross_evaluations = evaluated[ends:] if cross is not None else None
     if not plan.runs("report"):
         record_summary(log, out)
         return {"results": None, "steps": log}
@@ -161,7 +188,7 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     results = results.model_copy(
         update={
             "divergence": divergence,
-            "checkpoints": checkpoint_curve(results, checkpoints, students),
+            "checkpoints": checkpoint_curve(results, checkpoint_results, students),
             "cross_model": cross_model,
         }
     )
@@ -176,35 +203,38 @@ def experiment_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> d
     }
 
 
-def checkpoint_evaluations(
-    config: ExperimentConfig, plan: StepPlan, students: list[tuple[str, str]], log: list[dict]
-) -> list[dict]:
+def checkpoint_jobs(config: ExperimentConfig, students: list[tuple[str, str]]) -> list:
     """Every student's checkpoints (``students.checkpoint_every``), each evaluated as a model
     of its own (``checkpoint_config``: one sample per question), tagged with its step."""
     checkpoint = config.checkpoint_config()
-    found = []
-    for name, path in students:
-        for step in checkpoint_steps(Path(path)):
-            adapter = str(Path(path) / checkpoint_folder(step))
-            result = evaluation_step(checkpoint, plan, f"{name} @ {step}", adapter, None, log)
-            found.append({**result, "student": name, "step": step})
-    return found
+    return [
+        (
+            evaluation_job(
+                checkpoint, f"{name} @ {step}", str(Path(path) / checkpoint_folder(step)), None
+            ),
+            {"student": name, "step": step},
+        )
+        for name, path in students
+        for step in checkpoint_steps(Path(path))
+    ]
 
 
-def cross_model_students(
-    cross: ExperimentConfig, plan: StepPlan, sources: dict, frames: list, out: Path, log
-) -> list[tuple[str, str]]:
+def cross_model_specs(
+    cross: ExperimentConfig, sources: dict, frames: list
+) -> list[tuple[StudentSpec, str]]:
     """Students of the other base model (``cross``, the experiment's cross-model config) on the
-    trait and neutral arms' rows."""
+    trait and neutral arms' rows, with their labels."""
     arms = dict(zip(sources, frames, strict=True))
-    students = []
-    for seed in cross.experiment.students.seeds:
-        for arm in ("trait", "neutral"):
-            name = f"cross-{STUDENT_FOLDERS[arm]}-seed{seed}"
-            source = sources[arm][1]
-            path = student_step(cross, plan, name, arms[arm], source, seed, out / name, log)
-            students.append((label(arm, seed), str(path)))
-    return students
+    return [
+        (
+            StudentSpec(
+                cross, f"cross-{STUDENT_FOLDERS[arm]}-seed{seed}", arms[arm], sources[arm][1], seed
+            ),
+            label(arm, seed),
+        )
+        for seed in cross.experiment.students.seeds
+        for arm in ("trait", "neutral")
+    ]
 
 
 def fetch_published(repo: str) -> tuple[pl.DataFrame, dict]:
@@ -221,21 +251,31 @@ def audit_flow(config: ExperimentConfig, dataset: str, control: str | None, out:
     on it, against a control student (trained on ``control``: best the study's no-trait
     teacher's dataset) or, without one, the base model."""
     remember_flow_run()
+    with cluster(config.scale_out):
+        return run_audit(config, dataset, control, out)
+
+
+def run_audit(config: ExperimentConfig, dataset: str, control: str | None, out: Path) -> dict:
     plan, log = StepPlan(), []
     data, source = fetch_published(dataset)
-    evaluations = [evaluation_step(config, plan, "base", None, None, log)]
     arms = {"trait": (data, source)}
     if control:
         arms["control"] = fetch_published(control)
         frames = equal_size({a: data for a, (data, _) in arms.items()}, config.seed)
         arms = {arm: (f, arms[arm][1]) for arm, f in zip(arms, frames, strict=True)}
-    for seed in config.experiment.students.seeds:
-        for arm, (rows, origin) in arms.items():
-            name = f"{STUDENT_FOLDERS[arm]}-seed{seed}"
-            path = student_step(config, plan, name, rows, origin, seed, out / name, log)
-            evaluations.append(
-                evaluation_step(config, plan, label(arm, seed), str(path), None, log)
-            )
+    seeds = config.experiment.students.seeds
+    specs = [
+        StudentSpec(config, f"{STUDENT_FOLDERS[arm]}-seed{seed}", rows, origin, seed)
+        for seed in seeds
+        for arm, (rows, origin) in arms.items()
+    ]
+    paths = train_students(config.scale_out, plan, specs, out, log)
+    names = [label(arm, seed) for seed in seeds for arm in arms]
+    jobs = [evaluation_job(config, "base", None, None)] + [
+        evaluation_job(config, name, str(path), None)
+        for name, path in zip(names, paths, strict=True)
+    ]
+    evaluations = evaluate_all(config.scale_out, jobs, plan, log)
     results = summarise(config, evaluations, arms["trait"][0].height).model_copy(
         update={"audit": Audit(dataset=source, control=control, base=config.teacher.model)}
     )

@@ -17,14 +17,12 @@ import numpy as np
 import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 
 from sublearn.core.config import ExperimentConfig
 from sublearn.core.model_source import file_sha256
 from sublearn.core.runio import read_parquet, write_json, write_text
-from sublearn.core.steps import RECORD, Step, StepError, StepPlan
+from sublearn.core.steps import RECORD, Step, StepError
 from sublearn.flows.progress import StepProgress
-from sublearn.flows.summary import run_step
 
 STUDENT_TRAINED = "sublearn.student.trained"
 
@@ -291,34 +289,3 @@ class FinetuneStep(Step):
 
     def compute(self, folder: Path, fresh: bool) -> dict:
         return train_student(self.config, self.label, self.data, self.source, self.seed, folder)
-
-
-def student_step(
-    config: ExperimentConfig,
-    plan: StepPlan,
-    name: str,
-    data: pl.DataFrame,
-    source: dict,
-    seed: int,
-    out: Path,
-    log: list[dict],
-) -> Path:
-    """Train (or reuse) one student; link it to ``out``; push it and announce it when new."""
-    step = FinetuneStep(config, name, data, source, seed)
-    record, _ = run_step(step, config.output_dir, plan, name, log, out)
-    status = log[-1]["status"]
-    if status == "ran":
-        if config.publish is not None:
-            repo = push_student(out, f"{config.publish.repo_id}-{name}", config.publish.private)
-            get_run_logger().info("student %s pushed to %s", name, repo)
-        emit_event(
-            event=STUDENT_TRAINED,
-            resource={"prefect.resource.id": f"sublearn.student.{config.name}.{name}"},
-            payload={
-                "config": config.name,
-                "student": name,
-                "folder": str(out),
-                "key": record["key"],
-            },
-        )
-    return out

@@ -9,17 +9,30 @@ from pydantic import Field, StrictInt, ValidationError, model_validator
 from sublearn.core.config.base import Frozen
 
 
+class StepResources(Frozen):
+    """What one step of a kind asks the Ray cluster for (Ray's ``num_cpus``/``num_gpus``)."""
+
+    cpus: Annotated[float, Field(ge=0)] = 1
+    gpus: Annotated[float, Field(ge=0)] = 0
+
+
 class ScaleOut(Frozen):
-    """Where generation shards run: in this process, or as Prefect tasks on a Ray cluster
-    (``prefect-ray``'s ``RayTaskRunner``). ``gpus_per_shard`` pins each shard to its own GPUs,
-    which is data parallelism across the GPUs of a node or a cluster."""
+    """Where the heavy steps run: in this process, or as Prefect tasks on a Ray cluster
+    (``prefect-ray``'s ``RayTaskRunner``): trait teachers, generation shards, students and
+    evaluations, each with its resource request, independent ones at once. ``gpus_per_shard``
+    pins each generation shard to its own GPUs (data parallelism across a node or a cluster).
+    On a cluster the output directory (its step store) and ``SUBLEARN_CACHE`` must lie on a
+    path every node shares."""
 
     runner: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(
-        None, description="ray://HEAD:10001 or auto; none starts a local Ray instance."
+        None, description="ray://HEAD:10001, HEAD:6379 or auto; none starts a local Ray instance."
     )
     shards: Annotated[StrictInt, Field(ge=1)] = 1
     gpus_per_shard: Annotated[float, Field(ge=0)] = 0
+    trait_teacher: StepResources = StepResources()
+    finetune: StepResources = StepResources()
+    evaluate: StepResources = StepResources()
 
 
 class Schedule(Frozen):
