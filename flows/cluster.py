@@ -10,6 +10,7 @@ filling a second store. Without Ray the same steps run one after another in this
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,12 +39,20 @@ class Job:
     link_to: Path | None = None
 
 
+# What Ray workers must see as the driver does: its Prefect server (several temporary servers
+# at once fight over SQLite) and its model and adapter cache (a worker with a cache of its own
+# would convert and train them again, or use adapters of another run).
+DRIVER_ENV = ("PREFECT_API_URL", "SUBLEARN_CACHE")
+
+
 def ray_init_kwargs() -> dict:
-    """Ray workers report their task runs to this run's Prefect server, not to servers of
-    their own (several temporary servers at once fight over SQLite)."""
+    """Ray workers report their task runs to this run's Prefect server and read this run's
+    ``SUBLEARN_CACHE``."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {"PREFECT_API_URL": PREFECT_API_URL.value()} if PREFECT_API_URL.value() else {}
+    env = {name: os.environ[name] for name in DRIVER_ENV if os.environ.get(name)}
+    if PREFECT_API_URL.value():
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     return {"include_dashboard": False, "runtime_env": {"env_vars": env}}
 
 

@@ -141,3 +141,19 @@ def test_experiment_on_a_two_worker_cluster_equals_one_process_and_survives_a_lo
     for name, evaluation in theirs.items():
         ours = mine[name]["logp_target"]["mean"]
         assert ours == pytest.approx(evaluation["logp_target"]["mean"], abs=1e-4), name
+
+
+def test_ray_workers_get_the_drivers_prefect_server_and_cache(monkeypatch, tmp_path):
+    """Workers on other nodes start with their raylet's environment, not the driver's: the
+    Prefect server and the model cache must travel with the job."""
+    from sublearn.flows.cluster import ray_init_kwargs
+
+    monkeypatch.setenv("SUBLEARN_CACHE", str(tmp_path / "shared-cache"))
+    monkeypatch.setenv("PREFECT_API_URL", "http://head:4200/api")
+    env = ray_init_kwargs()["runtime_env"]["env_vars"]
+    assert env == {
+        "SUBLEARN_CACHE": str(tmp_path / "shared-cache"),
+        "PREFECT_API_URL": "http://head:4200/api",
+    }
+    monkeypatch.delenv("SUBLEARN_CACHE")
+    assert "SUBLEARN_CACHE" not in ray_init_kwargs()["runtime_env"]["env_vars"]
