@@ -23,6 +23,7 @@ from prefect.futures import wait
 
 from sublearn.core.config import ExperimentConfig, ScaleOut
 from sublearn.core.config import Teacher as TeacherConfig
+from sublearn.core.output import QUIET_ENV
 from sublearn.core.steps import Step, StepPlan, step_store
 from sublearn.flows.board import StepsBoard
 from sublearn.flows.summary import finish_step, node_name, on_node, run_step
@@ -40,14 +41,14 @@ class Job:
 
 
 # What Ray workers must see as the driver does: its Prefect server (several temporary servers
-# at once fight over SQLite) and its model and adapter cache (a worker with a cache of its own
-# would convert and train them again, or use adapters of another run).
-DRIVER_ENV = ("PREFECT_API_URL", "SUBLEARN_CACHE")
+# at once fight over SQLite), its model and adapter cache (a worker with a cache of its own
+# would convert and train them again, or use adapters of another run) and its quiet output.
+DRIVER_ENV = ("PREFECT_API_URL", "SUBLEARN_CACHE", *QUIET_ENV)
 
 
 def ray_init_kwargs() -> dict:
-    """Ray workers report their task runs to this run's Prefect server and read this run's
-    ``SUBLEARN_CACHE``."""
+    """Ray workers report their task runs to this run's Prefect server, read this run's
+    ``SUBLEARN_CACHE`` and print no more than the driver does."""
     from prefect.settings import PREFECT_API_URL
 
     env = {name: os.environ[name] for name in DRIVER_ENV if os.environ.get(name)}

@@ -13,6 +13,7 @@ from sublearn.core.interrupts import remember_flow_run
 from sublearn.core.runio import write_json, write_text
 from sublearn.core.steps import StepPlan
 from sublearn.eval.results import ExperimentResults
+from sublearn.flows.cluster import cluster
 from sublearn.flows.experiment import experiment_flow
 from sublearn.flows.summary import record_summary
 
@@ -45,12 +46,13 @@ def study_flow(config: ExperimentConfig, plan: StepPlan | None = None) -> dict:
     write_text(dump_config(config), out / "config.yaml")
     log: list[dict] = []
     cells = []
-    for cell, cell_config in config.cells():
-        get_run_logger().info("study cell %s", cell)
-        outcome = experiment_flow(cell_config, plan)
-        log.extend(outcome["steps"])
-        if outcome["results"] is not None:
-            cells.append(cell_summary(cell, outcome["results"], outcome["report"]))
+    with cluster(config.scale_out):  # one Ray connection for every cell
+        for cell, cell_config in config.cells():
+            get_run_logger().info("study cell %s", cell)
+            outcome = experiment_flow(cell_config, plan)
+            log.extend(outcome["steps"])
+            if outcome["results"] is not None:
+                cells.append(cell_summary(cell, outcome["results"], outcome["report"]))
     record_summary(log, out)
     if not cells:
         return {"results": None, "study": None, "steps": log}

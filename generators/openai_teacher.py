@@ -115,13 +115,16 @@ class OpenAITeacher:
             client.close()
         for cid, body in answers.items():
             usage = body.get("usage") or {}
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if not plausible_usage(prompt, completion, bodies[cid]):
-                self.usage["implausible"] += 1
-                continue
-            self.usage["prompt_tokens"] += prompt
-            self.usage["completion_tokens"] += completion
+            self._count(usage.get("prompt_tokens"), usage.get("completion_tokens"), bodies[cid])
         return answers
+
+    def _count(self, prompt_tokens: object, completion_tokens: object, request: dict) -> None:
+        """Add one answer's reported usage; usage that cannot be true is counted apart."""
+        if not plausible_usage(prompt_tokens, completion_tokens, request):
+            self.usage["implausible"] += 1
+            return
+        self.usage["prompt_tokens"] += prompt_tokens
+        self.usage["completion_tokens"] += completion_tokens
 
     def _grammar(self) -> dict:
         """The answer form or numbers rule in the server's own request field: GBNF, or the
@@ -279,13 +282,8 @@ class OpenAITeacher:
             if not getattr(r, "choices", None) or getattr(r.choices[0], "message", None) is None:
                 raise ServerError(f"{self.server.url}: the server's answer holds no choices")
         for request, r in zip(requests, responses, strict=True):
-            if r.usage is None:
-                continue
-            if not plausible_usage(r.usage.prompt_tokens, r.usage.completion_tokens, request):
-                self.usage["implausible"] += 1
-                continue
-            self.usage["prompt_tokens"] += r.usage.prompt_tokens
-            self.usage["completion_tokens"] += r.usage.completion_tokens
+            if r.usage is not None:
+                self._count(r.usage.prompt_tokens, r.usage.completion_tokens, request)
         return responses
 
 

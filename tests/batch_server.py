@@ -17,7 +17,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.misbehaving_server import local_server, send_body
 
 
 @dataclass
@@ -131,25 +133,18 @@ def batch_server(upstream: str, faults: Faults | None = None):
 
         def reply(self, body, status: int = 200, raw: bool = False) -> None:
             data = body if raw else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header(
-                "Content-Type", "application/octet-stream" if raw else "application/json"
-            )
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            kind = "application/octet-stream" if raw else "application/json"
+            send_body(self, status, data, kind)
 
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", provider
-    finally:
-        if provider.faults.hold is not None:
-            provider.faults.hold.set()
-        server.shutdown()
+    with local_server(Handler) as server:
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/v1", provider
+        finally:
+            if provider.faults.hold is not None:
+                provider.faults.hold.set()
 
 
 def uploaded_file(content_type: str, body: bytes) -> bytes:

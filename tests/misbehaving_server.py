@@ -32,6 +32,35 @@ def completion(content: str, prompt_tokens: int, completion_tokens: int) -> dict
     }
 
 
+def send_body(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    data: bytes,
+    content_type: str = "application/json",
+    headers: dict | None = None,
+) -> None:
+    """One whole HTTP answer: status, headers, body."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextlib.contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler]):
+    """Serve ``handler`` on a free local port in a thread; yield the server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextlib.contextmanager
 def misbehaving_server(reply: Callable[[dict], tuple]):
     """Yield the base URL of a server whose every POST gets ``reply(request_json)``:
@@ -42,22 +71,10 @@ def misbehaving_server(reply: Callable[[dict], tuple]):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             status, answer, *extra = reply(body)
             data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-            self.send_response(status)
-            for name, value in (extra[0] if extra else {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_body(self, status, data, headers=extra[0] if extra else None)
 
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
