@@ -47,14 +47,24 @@ DRIVER_ENV = ("PREFECT_API_URL", "SUBLEARN_CACHE", *QUIET_ENV)
 
 
 def ray_init_kwargs() -> dict:
-    """Ray workers report their task runs to this run's Prefect server, read this run's
-    ``SUBLEARN_CACHE`` and print no more than the driver does."""
+    """Ray workers report their task runs to this run's Prefect server (with no
+    ``PREFECT_API_URL``, the temporary one this process started: reachable from nodes on this
+    host), read this run's ``SUBLEARN_CACHE`` and print no more than the driver does."""
     from prefect.settings import PREFECT_API_URL
 
     env = {name: os.environ[name] for name in DRIVER_ENV if os.environ.get(name)}
-    if PREFECT_API_URL.value():
-        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    server = PREFECT_API_URL.value() or temporary_server_url()
+    if server:
+        env["PREFECT_API_URL"] = server
     return {"include_dashboard": False, "runtime_env": {"env_vars": env}}
+
+
+def temporary_server_url() -> str | None:
+    """The API address of the temporary Prefect server this process runs, if it runs one."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    running = [s for s in SubprocessASGIServer._instances.values() if s.running]
+    return running[0].api_url if running else None
 
 
 @contextmanager

@@ -6,6 +6,7 @@ finished step."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import socket
 import threading
@@ -81,6 +82,9 @@ def records(out: Path, step: str) -> dict[str, dict]:
 def test_experiment_on_a_two_worker_cluster_equals_one_process_and_survives_a_lost_node(
     prefect_server, ray_cluster, tmp_path
 ):
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
     from sublearn.flows.experiment import experiment_flow
 
     cluster, workers = ray_cluster
@@ -103,7 +107,8 @@ def test_experiment_on_a_two_worker_cluster_equals_one_process_and_survives_a_lo
         except Exception as err:  # the run may fail with the node; the rerun must finish it
             outcome["error"] = err
 
-    runner = threading.Thread(target=run)
+    # the thread runs in this context: the test's Prefect server is a context setting
+    runner = threading.Thread(target=contextvars.copy_context().run, args=(run,))
     runner.start()
     assert wait_until(lambda: records(ray_out, "evaluate") or not runner.is_alive(), 600)
     assert runner.is_alive(), f"the run ended before the kill: {outcome}"
@@ -115,6 +120,13 @@ def test_experiment_on_a_two_worker_cluster_equals_one_process_and_survives_a_lo
     # the students ran on both worker nodes (none in this process or on the head)
     nodes = {r["node"] for r in finished_students.values()}
     assert len(finished_students) == 4 and len(nodes) == 2, nodes
+    # their task runs reached this run's Prefect server (not temporary servers of their own)
+    with get_client(sync_client=True) as client:
+        names = {"finetune student-seed0", "finetune student-seed1"}
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=list(names)))
+        )
+    assert {run.name for run in runs} == names
     # generation went out too: two shards a dataset, each in a Ray worker on a worker node
     for record in records(ray_out, "generate").values():
         assert len(record["workers"]) == 2
