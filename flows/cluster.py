@@ -194,7 +194,7 @@ def trait_teachers_flow(teachers: list[TeacherConfig], cpus: float, gpus: float)
 def train_trait_teachers(config: ExperimentConfig) -> list[dict]:
     """On Ray, every arm's trait teacher that is not cached yet, at once, before the arms'
     datasets need them (their generation then finds them in ``SUBLEARN_CACHE``)."""
-    from sublearn.generators.trait_teacher import ADAPTER_FILE, trait_adapter_dir
+    from sublearn.generators.trait_teacher import cached_trait_adapter, trait_adapter_dir
 
     scale = config.scale_out
     if scale.runner != "ray":
@@ -202,7 +202,7 @@ def train_trait_teachers(config: ExperimentConfig) -> list[dict]:
     teachers = {}
     for arm in config.arms().values():
         teacher = arm.teacher
-        if teacher.trait_finetune and not (trait_adapter_dir(teacher) / ADAPTER_FILE).is_file():
+        if teacher.trait_finetune and cached_trait_adapter(teacher) is None:
             teachers[str(trait_adapter_dir(teacher))] = teacher
     if not teachers:
         return []
