@@ -138,13 +138,14 @@ def run_steps(
     reused here."""
     if scale.runner != "ray":
         return [run_step(j.step, j.output_dir, plan, j.label, log, j.link_to) for j in jobs]
-    remote = [j for j in jobs if not reusable(j, plan)]
+    keys = {id(j): j.step.key() for j in jobs}  # hashing a step's inputs and code: once
+    remote = [j for j in jobs if not reusable(j, keys[id(j)], plan)]
     outcomes = {}
     if remote:
         requests = [resource_request(scale, j.step.name) for j in remote]
         runner = task_runner(scale)
         watched = [
-            (f"{j.step.name} {j.label}", step_store(j.output_dir).folder(j.step.name, j.step.key()))
+            (f"{j.step.name} {j.label}", step_store(j.output_dir).folder(j.step.name, keys[id(j)]))
             for j in remote
         ]
         known = len(log) + len(jobs) - len(remote)  # every step logged or reused is done
@@ -163,12 +164,11 @@ def run_steps(
     return done
 
 
-def reusable(job: Job, plan: StepPlan) -> bool:
-    """The store already holds this step and the plan does not force it."""
-    step = job.step
-    if plan.forced(step.name):
+def reusable(job: Job, key: str, plan: StepPlan) -> bool:
+    """The store already holds this step (under ``key``) and the plan does not force it."""
+    if plan.forced(job.step.name):
         return False
-    return step_store(job.output_dir).record(step.name, step.key()) is not None
+    return step_store(job.output_dir).record(job.step.name, key) is not None
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trait-teacher {target}")
