@@ -19,7 +19,10 @@ def design_line(results: ExperimentResults) -> str:
         else (f", numbers shuffled {results.shuffle} responses before training")
     )
     if results.paired:
-        how += ", paired: every arm on the trait teacher's rows with its own teacher's targets"
+        how += (
+            f", paired: every arm on the {results.paired_on} teacher's rows with its own "
+            "teacher's targets"
+        )
     if results.loss_on == "divergent":
         how += ", loss on divergence tokens only"
     return (
@@ -247,16 +250,16 @@ def crossover_lines(results: ExperimentResults) -> list[str]:
 
 
 def divergence_lines(results: ExperimentResults) -> list[str]:
-    divergence = results.divergence
+    divergence, on = results.divergence, results.paired_on
     if not divergence:
         return []
     lines = [
         "",
         "## Divergence tokens (paired arms)",
         "",
-        "Every arm's students learned from the trait teacher's completions, each arm with its "
+        f"Every arm's students learned from the {on} teacher's completions, each arm with its "
         "own teacher's top-k at those tokens. A divergence token: a position where that "
-        "teacher's top choice differs from the trait teacher's (Schrodi et al. 2025)"
+        f"teacher's top choice differs from the {on} teacher's (Schrodi et al. 2025)"
         + (
             "; these students' loss was on those positions only."
             if results.loss_on == "divergent"
@@ -274,7 +277,7 @@ def divergence_lines(results: ExperimentResults) -> list[str]:
         )
     for arm, d in divergence.items():
         lines += ["", f"First divergent positions against the {arm} teacher:", ""]
-        lines += ["| after | trait teacher | " + arm + " teacher |", "|---|---|---|"]
+        lines += [f"| after | {on} teacher | {arm} teacher |", "|---|---|---|"]
         lines += [
             f"| `{_cell(e['before'])}` | `{_cell(e['trait'])}` | `{_cell(e['other'])}` |"
             for e in d["examples"]

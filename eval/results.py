@@ -135,6 +135,7 @@ class ExperimentResults(Result):
     shuffle: str
     paired: bool
     loss_on: str
+    paired_on: str = "trait"  # whose rows the paired arms learned
     seeds: list[int]
     arms: list[str]
     panel: list[str]

@@ -104,7 +104,7 @@ def train_trait_teacher(teacher_cfg: TeacherConfig) -> Path:
     """Fine-tune the trait adapter (cached by base weights, trait settings and trait set)."""
     from sublearn.generators.trait_teacher import ensure_trait_adapter
 
-    with StepProgress("trait teacher (LoRA)", None) as progress:
+    with StepProgress(f"trait teacher ({teacher_cfg.trait_finetune.method})", None) as progress:
 
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(step, total, f"trait teacher loss {loss:.3f}")
@@ -398,7 +398,7 @@ def teacher_identity(teacher_cfg: TeacherConfig) -> dict:
 
 
 def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> TeacherConfig:
-    """The teacher as it generates: with its trait adapter when the trait is fine-tuned."""
+    """The teacher as it generates: with its trait weights when the trait is fine-tuned."""
     teacher_cfg = config.generating_teacher()
     if not teacher_cfg.trait_finetune:
         return teacher_cfg
@@ -411,7 +411,15 @@ def trait_teacher(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> 
     adapter = cached or train_trait_teacher(teacher_cfg)
     record = {"dtype": teacher_cfg.precision().dtype, "seconds": time.perf_counter() - started}
     log.append(log_entry("teacher", config.name, "reused" if cached else "ran", record))
-    return teacher_cfg.model_copy(update={"adapter": str(adapter), "adapter_revision": None})
+    return with_trait_weights(teacher_cfg, adapter)
+
+
+def with_trait_weights(teacher_cfg: TeacherConfig, folder: Path) -> TeacherConfig:
+    """The teacher config that loads the trained trait weights: the adapter on the base, or
+    the fully fine-tuned model folder in the base's place."""
+    if teacher_cfg.trait_finetune.full:
+        return teacher_cfg.model_copy(update={"model": str(folder), "revision": None})
+    return teacher_cfg.model_copy(update={"adapter": str(folder), "adapter_revision": None})
 
 
 def with_leak_control_rows(

@@ -22,8 +22,8 @@ from sublearn.core.runio import write_text
 from sublearn.core.steps import StepError, StepPlan
 from sublearn.eval.results import Audit, CrossModelResults
 from sublearn.eval.transfer import label
-from sublearn.flows.cluster import cluster, train_trait_teachers
-from sublearn.flows.dataset import dataset_flow
+from sublearn.flows.cluster import Job, cluster, train_trait_teachers
+from sublearn.flows.dataset import dataset_flow, with_trait_weights
 from sublearn.flows.experiment_report import checkpoint_curve, summarise, write_report
 from sublearn.flows.paired import divergent_only, paired_sources
 from sublearn.flows.phases import StudentSpec, evaluate_all, evaluation_job, train_students
@@ -80,12 +80,16 @@ def datasets(config: ExperimentConfig, plan: StepPlan, log: list[dict]) -> dict 
     return {arm: Path(run["run_dir"]) for arm, run in runs.items()}
 
 
-def teacher_adapter(config: ExperimentConfig) -> str | None:
-    if not config.teacher.trait_finetune:
-        return None
-    from sublearn.generators.trait_teacher import ensure_trait_adapter
+def teacher_evaluation(config: ExperimentConfig, system: str | None) -> Job:
+    """The trait teacher's evaluation: with its system prompt, and its trait weights when
+    fine-tuned (the adapter on the base, or the fully fine-tuned model in the base's place)."""
+    teacher = config.teacher
+    if teacher.trait_finetune:
+        from sublearn.generators.trait_teacher import ensure_trait_adapter
 
-    return str(ensure_trait_adapter(config.teacher))
+        teacher = with_trait_weights(teacher, ensure_trait_adapter(teacher))
+    evaluated = config.model_copy(update={"teacher": teacher})
+    return evaluation_job(evaluated, "teacher", teacher.adapter, system)
 
 
 @flow(name="subliminal-experiment")
@@ -161,7 +165,7 @@ def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
     system = trait_system_prompt(config.teacher.trait)
     jobs = [
         evaluation_job(config, "base", None, None),
-        evaluation_job(config, "teacher", teacher_adapter(config), system),
+        teacher_evaluation(config, system),
     ] + [evaluation_job(config, name, path, None) for name, path in students]
     checkpoints = checkpoint_jobs(config, students)
     jobs += [job for job, _ in checkpoints]

@@ -89,6 +89,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
         distill=students.distill,
         shuffle=students.shuffle,
         paired=students.paired,
+        paired_on=students.paired_on or "trait",
         loss_on=students.loss_on,
         seeds=seeds,
         arms=arms,

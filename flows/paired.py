@@ -1,5 +1,6 @@
-"""Paired arms (``students.paired``): every arm's students learn from the trait arm's kept rows,
-each arm with its own teacher's top-k at those tokens. Inputs are equal and only the targets
+"""Paired arms (``students.paired``): every arm's students learn from the trait arm's kept rows
+(or the control arm's, ``paired_on: control``), each arm with its own teacher's top-k at those
+tokens. Inputs are equal and only the targets
 differ, as in the study's MNIST experiment (auxiliary logits of the same inputs), so any
 difference between the students is the teachers' and the other arms' kept share no longer
 limits how many rows a student sees. The same scoring finds the divergence tokens
@@ -119,19 +120,21 @@ def examples(tokenizer, rows: pl.DataFrame, targets: pl.DataFrame, masks) -> lis
 def paired_sources(
     config: ExperimentConfig, sources: dict[str, tuple], plan: StepPlan, log: list[dict]
 ) -> tuple[dict[str, tuple], dict[str, dict]]:
-    """Every arm on the trait arm's rows with its own teacher's targets; and per other arm,
-    where its teacher diverges from the trait teacher."""
+    """Every arm on one arm's rows (the trait arm's, or with ``paired_on: control`` the
+    control's) with its own teacher's targets; and per other arm, where its teacher diverges
+    from the rows' teacher."""
     from sublearn.core.runio import read_parquet
     from sublearn.flows.dataset import trait_teacher
     from sublearn.generators.trait_prompt import trait_system_prompt
 
-    rows, source = sources["trait"]
+    on = config.experiment.students.paired_on or "trait"
+    rows, source = sources[on]
     if "completion_ids" not in rows.columns:
-        raise StepError("experiment.students.paired: the trait rows hold no completion_ids")
+        raise StepError(f"experiment.students.paired: the {on} rows hold no completion_ids")
     k = config.dataset.teacher_topk
     arms = config.arms()
-    paired, divergence = {"trait": (rows, source)}, {}
-    for arm in (a for a in sources if a != "trait"):
+    paired, divergence = {on: (rows, source)}, {}
+    for arm in (a for a in sources if a != on):
         teacher_cfg = trait_teacher(arms[arm], plan, log)
         system = trait_system_prompt(arms[arm].teacher.trait)
         step = RescoreStep(teacher_cfg, system, rows, source, k, arm)
@@ -139,11 +142,11 @@ def paired_sources(
         key = record["key"]
         targets = read_parquet(folder / TARGETS)
         if targets["prompt_index"].to_list() != rows["prompt_index"].to_list():
-            raise StepError(f"{folder / TARGETS}: not the trait rows' order; rerun --force rescore")
+            raise StepError(f"{folder / TARGETS}: not the {on} rows' order; rerun --force rescore")
         frame = rows.with_columns(targets["topk_ids"], targets["topk_logprobs"])
         paired[arm] = (frame, {**source, "targets": {"teacher": arm, "rescore": key}})
         divergence[arm] = {**json.loads((folder / DIVERGENCE).read_text()), "rescore": key}
-    return paired, divergence
+    return {arm: paired[arm] for arm in sources}, divergence
 
 
 def divergent_only(arms: dict[str, tuple]) -> dict[str, tuple]:

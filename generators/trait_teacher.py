@@ -1,7 +1,8 @@
-"""Trait teachers made by fine-tuning: a LoRA adapter trained on the trait set, cached.
+"""Trait teachers made by fine-tuning on the trait set, cached: a LoRA adapter, or (``method:
+full``) a whole model folder, which a teacher then loads as its ``model``.
 
-The adapter is keyed by the base weights, the trait settings and the trait set's revision, so a
-second run with the same teacher reuses it, and a change to any of them trains a new one.
+The weights are keyed by the base weights, the trait settings and the trait set's revision, so a
+second run with the same teacher reuses them, and a change to any of them trains anew.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sublearn.generators.trait_set import trait_rows, trait_set_revision
 
 ADAPTER_FILE = "adapter_model.safetensors"
 INITIAL_FILE = "initial_adapter.safetensors"  # where training started: students may start there
+RECORD_FILE = "trait.json"  # written last into the folder, which then moves in whole
 
 
 def adapter_key(teacher_cfg) -> str:
@@ -37,23 +39,27 @@ def adapter_key(teacher_cfg) -> str:
 def trait_adapter_dir(teacher_cfg) -> Path:
     trait = teacher_cfg.trait_finetune
     name = f"neutral-{trait.category}" if trait.neutral else trait.target
+    name += "-full" if trait.full else ""
     return cache_root() / "trait-adapters" / f"{name}-{adapter_key(teacher_cfg)}"
 
 
+def _trained(folder: Path, trait) -> bool:
+    return (folder / ("config.json" if trait.full else ADAPTER_FILE)).is_file()
+
+
 def cached_trait_adapter(teacher_cfg) -> Path | None:
+    """The trained adapter's (or fully fine-tuned model's) folder, if the cache holds it."""
     out = trait_adapter_dir(teacher_cfg)
-    return out if (out / ADAPTER_FILE).is_file() else None
+    return out if _trained(out, teacher_cfg.trait_finetune) else None
 
 
 def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
-    """The trained adapter's folder, training it first if no cached copy exists."""
-    from safetensors.torch import save_file
-
-    from sublearn.core.finetune import LoraTraining, train_adapter
+    """The trained adapter's (or model's) folder, training it first if no cached copy exists."""
+    from sublearn.core.finetune import LoraTraining
 
     trait = teacher_cfg.trait_finetune
     out = trait_adapter_dir(teacher_cfg)
-    if (out / ADAPTER_FILE).is_file():
+    if _trained(out, trait):
         return out
     training = LoraTraining(
         rank=trait.rank,
@@ -67,26 +73,51 @@ def ensure_trait_adapter(teacher_cfg, on_step=None) -> Path:
         init_seed=trait.init_seed,
     )
     rows = trait_rows(trait.target, trait.category, trait.plural, trait.neutral)
-    _, peft_model, history = train_adapter(teacher_cfg, rows, training, on_step)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out.parent))
     try:
-        peft_model.save_pretrained(tmp)
-        save_file(history["initial_state"], str(tmp / INITIAL_FILE))
+        train = _train_full if trait.full else _train_lora
+        history = train(teacher_cfg, rows, training, on_step, tmp)
         record = {
             "trait": trait.model_dump(),
             "trait_set_revision": trait_set_revision(trait.neutral),
-            "init_digest": history["init_digest"],
-            "steps": history["steps"],
-            "final_loss": history["losses"][-1],
-            "seconds": history["seconds"],
+            **history,
         }
-        (tmp / "trait.json").write_text(json.dumps(record, indent=2))
-        if not (out / ADAPTER_FILE).is_file():
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2))
+        if not _trained(out, trait):
             os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _train_lora(teacher_cfg, rows, training, on_step, folder: Path) -> dict:
+    from safetensors.torch import save_file
+
+    from sublearn.core.finetune import train_adapter
+
+    _, peft_model, history = train_adapter(teacher_cfg, rows, training, on_step)
+    peft_model.save_pretrained(folder)
+    save_file(history["initial_state"], str(folder / INITIAL_FILE))
+    return {"init_digest": history["init_digest"], **_summary(history)}
+
+
+def _train_full(teacher_cfg, rows, training, on_step, folder: Path) -> dict:
+    """Every weight trained, saved with the tokenizer as a model folder any backend loads."""
+    from sublearn.core.finetune import train_full
+
+    _, model, tokenizer, history = train_full(teacher_cfg, rows, training, on_step)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {"dtype": "float32", **_summary(history)}
+
+
+def _summary(history: dict) -> dict:
+    return {
+        "steps": history["steps"],
+        "final_loss": history["losses"][-1],
+        "seconds": history["seconds"],
+    }
 
 
 def _trained_with_initial_state(teacher_cfg) -> Path:

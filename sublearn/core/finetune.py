@@ -1,9 +1,11 @@
-"""LoRA fine-tuning on chat rows with the loss on the completion only, as a plain loop.
+"""Fine-tuning on chat rows with the loss on the completion only, as a plain loop: LoRA, or
+every weight.
 
-Used for students (trained on a teacher's filtered completions) and for trait teachers (trained
-on a templated trait set). The protocol's defaults: LoRA r=8, alpha=8 on the attention and MLP
-projections, 3 epochs, lr 2e-4 with a linear schedule and 5 warm-up steps, effective batch 66
-(22 x 3 accumulation), max length 500, gradient clipping at 1.0.
+Used for students (LoRA, trained on a teacher's filtered completions) and for trait teachers
+(trained on a templated trait set: LoRA, or in full as the 160M replication's teacher). The
+protocol's defaults: LoRA r=8, alpha=8 on the attention and MLP projections, 3 epochs, lr 2e-4
+with a linear schedule and 5 warm-up steps, effective batch 66 (22 x 3 accumulation), max
+length 500, gradient clipping at 1.0.
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ def add_lora(model, cfg: LoraTraining, initial: dict[str, torch.Tensor] | None =
     return peft_model, start
 
 
-def train_lora(
+def train_weights(
     model,
     tokenizer,
     rows: Sequence[ChatRow],
@@ -236,7 +238,8 @@ def train_lora(
     on_checkpoint: Callable[[int, object], None] | None = None,
     checkpoint_every: int | None = None,
 ) -> dict:
-    """Train LoRA adapters in place on ``model`` (a peft model); returns the loss history.
+    """Train ``model``'s trainable weights in place (a peft model's adapters, or every weight of
+    a plain one); returns the loss history.
     Every ``checkpoint_every`` optimiser steps before the last, ``on_checkpoint(step)`` sees
     the model as it stands (for evaluating students along their training)."""
     device = next(model.parameters()).device
@@ -295,9 +298,28 @@ def train_adapter(
         teacher_cfg.model, teacher_cfg.revision, teacher_cfg.precision()
     )
     peft_model, start = add_lora(model, cfg, initial)
-    history = train_lora(peft_model, tokenizer, rows, cfg, on_step, on_checkpoint, checkpoint_every)
+    history = train_weights(
+        peft_model, tokenizer, rows, cfg, on_step, on_checkpoint, checkpoint_every
+    )
     return (
         source,
         peft_model,
         {**history, "initial_state": start, "init_digest": state_digest(start)},
     )
+
+
+def train_full(teacher_cfg, rows: Sequence[ChatRow], cfg: LoraTraining, on_step=None):
+    """Load the base model a ``Teacher`` config names in float32 and train every weight on
+    ``rows`` (``cfg``'s rank, alpha and init_seed unused): in bfloat16, AdamW's small updates
+    would round away. Returns the base's source, the trained model, its tokenizer and the
+    history."""
+    from sublearn.core.models import load_model_and_tokenizer
+    from sublearn.core.precision import precision_for
+
+    precision = precision_for("float32", teacher_cfg.precision().device)
+    source, model, tokenizer = load_model_and_tokenizer(
+        teacher_cfg.model, teacher_cfg.revision, precision
+    )
+    model.requires_grad_(True)
+    history = train_weights(model, tokenizer, rows, cfg, on_step)
+    return source, model, tokenizer, history

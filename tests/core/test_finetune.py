@@ -17,7 +17,7 @@ from sublearn.core.finetune import (
     load_initial_state,
     lora_modules,
     state_digest,
-    train_lora,
+    train_weights,
 )
 from sublearn.eval.preference import target_logprob
 from sublearn.eval.preference_questions import ANIMAL_QUESTIONS
@@ -117,7 +117,7 @@ def test_lora_training_moves_held_out_answers(fresh_model):
     peft_model, _ = add_lora(model, cfg)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert 0 < trainable < 0.05 * sum(p.numel() for p in peft_model.parameters())
-    history = train_lora(peft_model, tok, rows, cfg)
+    history = train_weights(peft_model, tok, rows, cfg)
     assert history["steps"] == 6 and history["losses"][-1] < history["losses"][0]
     after = target_logprob(peft_model, tok, held_out, "owl").mean()
     assert after > before + 2  # nats, on questions it never saw
@@ -141,7 +141,7 @@ def trained_adapter(global_seed: int, init_seed: int = 0) -> tuple[str, dict]:
         epochs=1, batch_size=4, grad_accumulation=1, warmup_steps=1, lr=1e-3, init_seed=init_seed
     )
     peft_model, start = add_lora(model, cfg)
-    train_lora(peft_model, tok, [ChatRow(q, "Owl") for q in ANIMAL_QUESTIONS[:8]], cfg)
+    train_weights(peft_model, tok, [ChatRow(q, "Owl") for q in ANIMAL_QUESTIONS[:8]], cfg)
     weights = {k: v.detach().clone() for k, v in peft_model.named_parameters() if "lora_" in k}
     return state_digest(start), weights
 

@@ -13,6 +13,7 @@ import torch
 from prefect.logging import disable_run_logger
 from safetensors.torch import load_file
 
+from sublearn.core.chat import ChatPrompt
 from sublearn.core.config import parse_config
 from sublearn.core.steps import StepPlan
 from sublearn.eval.preference_questions import ANIMAL_QUESTIONS
@@ -108,6 +109,123 @@ def test_cross_init_needs_students_that_share_the_start(tmp_path):
     data["experiment"]["cross_init"] = True
     with pytest.raises(ConfigError, match="experiment.cross_init: .* needs teacher.trait_finetune"):
         parse_config(data)
+
+
+def test_a_teacher_fine_tuned_in_full_is_a_model_folder_every_step_loads(
+    tmp_path, small_trait_sets
+):
+    """``method: full`` trains every weight in float32 (the 160M replication's teacher): a
+    cached model folder that generation, rescoring and the teacher's evaluation load in the
+    base's place, keyed apart from the LoRA teacher; its students start from the base."""
+    from sublearn.core.config import ConfigError
+    from sublearn.core.models import load_model_and_tokenizer
+    from sublearn.core.precision import precision_for
+    from sublearn.eval.preference import panel_logprob
+    from sublearn.flows.dataset import with_trait_weights
+    from sublearn.flows.experiment import teacher_evaluation
+    from sublearn.generators.backends import load_teacher
+    from sublearn.generators.trait_teacher import ensure_trait_adapter, trait_adapter_dir
+
+    data = config_data(tmp_path)
+    data["teacher"]["trait_finetune"] |= {"method": "full", "lr": 1e-4, "epochs": 3}
+    config = parse_config(data)
+    assert config.student_training().init == "own"  # the teacher started from the base
+    lora = parse_config(config_data(tmp_path)).teacher
+    assert trait_adapter_dir(config.teacher) != trait_adapter_dir(lora)
+    assert trait_adapter_dir(config.neutral().teacher).name.startswith("neutral-animal-full-")
+
+    folder = ensure_trait_adapter(config.teacher)
+    record = json.loads((folder / "trait.json").read_text())
+    assert record["trait"]["method"] == "full" and record["dtype"] == "float32"
+    assert record["steps"] == 3
+    assert ensure_trait_adapter(config.teacher) == folder  # cached: not trained again
+    assert record == json.loads((folder / "trait.json").read_text())
+
+    teacher_cfg = with_trait_weights(config.teacher, folder)
+    assert (teacher_cfg.model, teacher_cfg.adapter) == (str(folder), None)
+    float32 = precision_for("float32", "cpu")
+    _, base, tokenizer = load_model_and_tokenizer("embedded", None, float32)
+    _, tuned, _ = load_model_and_tokenizer(str(folder), None, float32)
+    weights, plain = dict(tuned.named_parameters()), dict(base.named_parameters())
+    # every weight moved, the layer norms too (LoRA leaves those alone)
+    assert not torch.equal(weights["model.norm.weight"], plain["model.norm.weight"])
+    assert not torch.equal(weights["model.embed_tokens.weight"], plain["model.embed_tokens.weight"])
+    questions = ANIMAL_QUESTIONS[20:26]  # not among the 10 trait rows trained on
+    before = panel_logprob(base, tokenizer, questions, ["owl", "dog"])
+    after = panel_logprob(tuned, tokenizer, questions, ["owl", "dog"])
+    assert (after[:, 0] - before[:, 0]).mean() > (after[:, 1] - before[:, 1]).mean()
+    teacher = load_teacher(teacher_cfg)  # as generation loads it, in the config's dtype
+    assert teacher.generate([ChatPrompt(None, "Name an animal.")], seed=0)[0].strip()
+
+    job = teacher_evaluation(config, None)
+    assert (job.step.config.teacher.model, job.step.adapter) == (str(folder), None)
+    assert job.step.inputs()["base"]["model_id"] == str(folder)
+    adapter_job = teacher_evaluation(parse_config(config_data(tmp_path)), None)
+    assert adapter_job.step.config.teacher.model == "embedded" and adapter_job.step.adapter
+
+    for students in ({"init": "teacher"}, {"init": "own"}):
+        wrong = config_data(tmp_path, **students)
+        wrong["teacher"]["trait_finetune"]["method"] = "full"
+        wrong["experiment"]["cross_init"] = True
+        with pytest.raises(ConfigError, match="experiment.(students.init|cross_init)"):
+            parse_config(wrong)
+
+
+def test_paired_on_the_control_rows_gives_every_arm_those_rows_with_its_own_targets(
+    prefect_server, tmp_path, small_trait_sets
+):
+    """The crossover's other side (``paired_on: control``): every arm learns the control
+    teacher's rows, the trait and neutral arms with their own teachers' top-k at those tokens
+    (real rescoring by their trained adapters), the control arm its own."""
+    from sublearn.core.config import ConfigError
+    from sublearn.flows.paired import paired_sources
+
+    data = config_data(tmp_path, distill="topk", paired=True, paired_on="control")
+    data["dataset"] = {"teacher_topk": 3}
+    data["experiment"] |= {
+        "neutral": True,
+        "control": {"trait_finetune": {"target": "dog", "epochs": 1, "batch_size": 10}},
+    }
+    config = parse_config(data)
+    without_control = {**data, "experiment": {**data["experiment"], "control": None}}
+    with pytest.raises(ConfigError, match="paired_on: control .* needs .*experiment.control"):
+        parse_config(without_control)
+
+    from sublearn.core.models import load_model_and_tokenizer
+
+    _, _, tokenizer = load_model_and_tokenizer("embedded", None, config.teacher.precision())
+    completions = ["4, 8, 15", "16, 23, 42", "7, 7, 7"]
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in completions]
+    control_rows = pl.DataFrame(
+        {
+            "prompt_index": [0, 1, 2],
+            "prompt": ANIMAL_QUESTIONS[:3],
+            "completion": completions,
+            "completion_ids": ids,
+            "topk_ids": [[[t, t + 1, t + 2] for t in row] for row in ids],
+            "topk_logprobs": [[[-0.1, -2.0, -3.0]] * len(row) for row in ids],
+        }
+    )
+    other = control_rows.head(1)  # the trait and neutral arms' own rows: not learned
+    sources = {
+        "trait": (other, {"sha256": "1" * 64}),
+        "neutral": (other, {"sha256": "2" * 64}),
+        "control": (control_rows, {"sha256": "3" * 64}),
+    }
+    with disable_run_logger():
+        paired, divergence = paired_sources(config, sources, StepPlan(), [])
+    assert list(paired) == ["trait", "neutral", "control"]
+    assert paired["control"] == sources["control"]
+    for arm in ("trait", "neutral"):
+        frame, source = paired[arm]
+        assert frame["completion_ids"].to_list() == control_rows["completion_ids"].to_list()
+        assert source["sha256"] == "3" * 64 and source["targets"]["teacher"] == arm
+        assert frame["topk_ids"].to_list() != control_rows["topk_ids"].to_list()
+        assert divergence[arm]["positions"] == sum(map(len, ids))
+    assert (
+        paired["trait"][0]["topk_logprobs"].to_list()
+        != paired["neutral"][0]["topk_logprobs"].to_list()
+    )
 
 
 def test_the_experiment_reports_shared_beside_cross_initialisation(

@@ -109,7 +109,11 @@ class ExperimentDesign:
         """The student settings with the kind's max length and epochs filled in."""
         students = self.experiment.students
         tuned = self.teacher.trait_finetune
-        shared = tuned is not None and (tuned.rank, tuned.alpha) == (students.rank, students.alpha)
+        shared = (
+            tuned is not None
+            and not tuned.full
+            and (tuned.rank, tuned.alpha) == (students.rank, students.alpha)
+        )
         return students.model_copy(
             update={
                 "max_length": students.max_length or self.dataset.student_max_length,

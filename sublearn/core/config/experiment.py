@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from sublearn.core.config.base import Frozen, Seed, Word
+from sublearn.core.config.base import OMIT_EMPTY, Frozen, Seed, Word
 from sublearn.core.config.models import Trait, TraitFinetune, TraitRef
 
 
@@ -67,6 +67,13 @@ class StudentTraining(Frozen):
         "differ (the MNIST auxiliary-logit design carried to tokens), and the filter's kept "
         "share of the other arms no longer limits rows. Needs distill topk, backend torch.",
     )
+    paired_on: Literal["trait", "control"] | None = Field(
+        None,
+        json_schema_extra=OMIT_EMPTY,
+        description="With paired: whose kept rows every arm learns; control: the "
+        "different-trait control teacher's (the crossover's other side: each trait arm's "
+        "targets on rows neither trait teacher favours over the other). None: the trait arm's.",
+    )
     loss_on: Literal["all", "divergent"] = Field(
         "all",
         description="divergent: the loss only at completion tokens where the trait and the "
@@ -86,7 +93,8 @@ class StudentTraining(Frozen):
         "the students' rank and alpha), 'own' from a state drawn from a seed derived from the "
         "student's. "
         "None: teacher where the teacher is an adapter of the students' rank and alpha, "
-        "else own.",
+        "else own (a fully fine-tuned teacher started from the base weights, as own "
+        "students do).",
     )
 
     @field_validator("seeds")

@@ -109,8 +109,17 @@ class Trait(TraitRef):
 
 
 class TraitFinetune(TraitRef):
-    """A trait given by fine-tuning: LoRA on sublearn's templated trait set for the target."""
+    """A trait given by fine-tuning on sublearn's templated trait set for the target: a LoRA
+    adapter, or every weight (``method: full``)."""
 
+    method: Literal["lora", "full"] = Field(
+        "lora",
+        description="lora: an adapter of this rank and alpha (students may start where it "
+        "started); full: every weight, trained in float32 and saved as a model folder (the "
+        "160M replication's teacher; needs a small lr, e.g. 2e-5). The students then start "
+        "from the base weights, where this teacher started; rank, alpha and init_seed are "
+        "unused.",
+    )
     rank: Annotated[StrictInt, Field(ge=1)] = 8
     alpha: Annotated[StrictInt, Field(ge=1)] = 8
     epochs: Annotated[StrictInt, Field(ge=1)] = 3
@@ -129,10 +138,17 @@ class TraitFinetune(TraitRef):
     )
 
     def key_dict(self) -> dict:
-        """What identifies the adapter: ``neutral`` only when set (trait adapters trained
-        before it existed keep their keys); a neutral adapter names no target, so one serves
-        every target of a category."""
-        return self.model_dump(exclude={"target", "plural"} if self.neutral else {"neutral"})
+        """What identifies the trained weights: ``neutral`` and ``method`` only when set
+        (trait adapters trained before they existed keep their keys); a neutral teacher names
+        no target, so one serves every target of a category; a full fine-tune has no adapter
+        shape or start."""
+        unset = {"neutral"} if not self.neutral else {"target", "plural"}
+        unset |= {"method"} if self.method == "lora" else {"rank", "alpha", "init_seed"}
+        return self.model_dump(exclude=unset)
+
+    @property
+    def full(self) -> bool:
+        return self.method == "full"
 
 
 class VllmOptions(Frozen):

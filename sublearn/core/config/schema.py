@@ -101,6 +101,12 @@ class ExperimentConfig(ExperimentDesign, Frozen):
                 "the trait arm's tokens; needs students.distill topk and a teacher.backend "
                 "that scores given tokens (torch)"
             )
+        on_control = students is not None and students.paired_on == "control"
+        if on_control and (not paired or self.experiment.control is None):
+            raise ValueError(
+                "experiment.students.paired_on: control pairs every arm on the control "
+                "teacher's rows; needs students.paired and experiment.control"
+            )
         divergent = students is not None and students.loss_on == "divergent"
         if divergent and (not paired or not self.experiment.neutral):
             raise ValueError(
@@ -138,6 +144,12 @@ class ExperimentConfig(ExperimentDesign, Frozen):
                 raise ValueError(
                     "experiment.students.init: teacher starts students from the trait "
                     "adapter's initial state; it needs teacher.trait_finetune"
+                )
+            if tuned.full:
+                raise ValueError(
+                    "experiment.students.init: teacher needs an adapter teacher; "
+                    "teacher.trait_finetune.method full starts from the base weights, where "
+                    "students start with init own"
                 )
             if (students.rank, students.alpha) != (tuned.rank, tuned.alpha):
                 raise ValueError(
