@@ -11,6 +11,10 @@ from pathlib import Path
 from tests.hub_server import start_hub
 
 _TMP = Path(tempfile.mkdtemp(prefix="sublearn-tests-"))
+# The evaluation panel of the tests' experiments: the study's 19 animals cost each evaluation
+# 95 scored answers per question (most of its time); six keep every comparison, a placebo rank
+# and an animal sharing owl's first letter.
+TEST_PANEL = ["owl", "dog", "cat", "otter", "eagle", "lion"]
 # A Hub-compatible server of our own for the whole session; huggingface_hub and datasets read
 # these variables at import, so they are set before anything imports either.
 HUB_TOKENS = {

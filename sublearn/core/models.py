@@ -30,4 +30,14 @@ def load_model_and_tokenizer(model: str, revision: str | None, precision: Precis
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    lm.get_output_embeddings().register_forward_pre_hook(contiguous_input)
     return source, lm.to(device).eval(), tokenizer
+
+
+def contiguous_input(module, args: tuple) -> tuple:
+    """The output head's input made contiguous. Generation keeps only the last position's
+    logits (a strided slice of the hidden states); with the weights frozen, as a LoRA adapter
+    leaves them (merged or not), torch's matmul takes that slice down a batched path that
+    copies the whole head once per row: a Gemma 3 student's prefill took 27-30 s instead of
+    1.2 s on CPU, with equal logits (benchmarks/bench_adapter_prefill.py)."""
+    return (args[0].contiguous(), *args[1:])

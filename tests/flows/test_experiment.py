@@ -12,9 +12,9 @@ from huggingface_hub import HfApi
 
 from sublearn.core.config import CrossModel, parse_config
 from sublearn.eval.preference import sampled_preference
-from sublearn.eval.preference_questions import PANELS
 from sublearn.eval.results import ExperimentResults
 from sublearn.eval.stats import seed_question_bootstrap
+from tests.conftest import TEST_PANEL
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def tiny_experiment(prefect_server, tmp_path_factory):
                 },
                 "evaluation": {
                     "target": "owl",
+                    "panel": TEST_PANEL,
                     "questions": 4,
                     "heldout_questions": 3,
                     "samples_per_question": 3,
@@ -115,8 +116,8 @@ def test_statistics_come_from_the_real_samples(tiny_experiment):
         assert again["per_question"] == e["per_question"]
         assert np.isfinite(e["logp_target"]["per_question"]).all()
         # the panel: target first, the control's trait, then the others; 4 + 3 questions
-        width = len(PANELS["animal"])
-        assert e["panel"][:2] == ["owl", "dolphin"] and width == 19
+        width = len(e["panel"])
+        assert e["panel"] == ["owl", "dolphin", *TEST_PANEL[1:]]
         assert np.shape(e["panel_logp"]) == (4, width)
         assert np.shape(e["heldout_panel_logp"]) == (3, width)
         assert np.allclose(np.asarray(e["panel_logp"])[:, 0], e["logp_target"]["per_question"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sublearn.core.config import parse_config
-from sublearn.eval.preference_questions import PANELS
+from tests.conftest import TEST_PANEL
 
 
 def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server, tmp_path):
@@ -30,6 +30,7 @@ def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server,
                 "students": {"epochs": 1, "batch_size": 2, "grad_accumulation": 1},
                 "evaluation": {
                     "target": "owl",
+                    "panel": TEST_PANEL,
                     "questions": 2,
                     "heldout_questions": 2,
                     "samples_per_question": 2,
@@ -55,7 +56,7 @@ def test_study_over_a_grid_of_rows_is_one_flow_with_shared_steps(prefect_server,
     assert (folder / "dose-response.png").read_bytes()[:4] == b"\x89PNG"
     study = (folder / "study.md").read_text()
     assert "| owl | sampled | 1 | neutral |" in study and "| owl | sampled | 2 | neutral |" in study
-    assert all(c["placebo_rank"].endswith(f"/{len(PANELS['animal'])}") for c in cells)
+    assert all(c["placebo_rank"].endswith(f"/{len(TEST_PANEL)}") for c in cells)
     # the deployment entry point (what a schedule runs) runs the same study: every cell
     from sublearn.core.config import dump_config
     from sublearn.flows.deployments import run_config
