@@ -64,7 +64,23 @@ def _is_module(name: str) -> bool:
 
 # CPython 3.11's parser keeps its recursion counter per interpreter, not per thread: two task
 # threads parsing at once fail with "SystemError: AST constructor recursion depth mismatch".
+# The lock covers our parses; a library's parse in another thread can still collide (seen once
+# under heavy load), so a parse that hits it is tried again.
 _PARSING = threading.Lock()
+_PARSE_TRIES = 3
+
+
+def _parse(source: str):
+    import ast
+
+    for attempt in range(_PARSE_TRIES):
+        try:
+            with _PARSING:
+                return ast.parse(source)
+        except SystemError as err:
+            if "recursion depth mismatch" not in str(err) or attempt == _PARSE_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @cache
@@ -74,8 +90,7 @@ def _imported_modules(name: str) -> frozenset[str]:
     import ast
 
     source = inspect.getsource(importlib.import_module(name))
-    with _PARSING:
-        tree = ast.parse(source)
+    tree = _parse(source)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
