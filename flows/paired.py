@@ -1,13 +1,13 @@
 """Paired arms (``students.paired``): every arm's students learn from the trait arm's kept rows
 (or the control arm's, ``paired_on: control``), each arm with its own teacher's top-k at those
-tokens. Inputs are equal and only the targets
-differ, as in the study's MNIST experiment (auxiliary logits of the same inputs), so any
-difference between the students is the teachers' and the other arms' kept share no longer
-limits how many rows a student sees. The same scoring finds the divergence tokens
-(``eval.divergence``), and ``students.loss_on: divergent`` trains on those positions only.
+tokens. Inputs are equal and only the targets differ, as in the study's MNIST experiment
+(auxiliary logits of the same inputs), so any difference between the students is the teachers'
+and the other arms' kept share no longer limits how many rows a student sees. The same scoring
+finds the divergence tokens (``eval.divergence``), and ``students.loss_on: divergent`` trains
+on those positions only.
 
-Scoring another teacher's completions is a cached step ("rescore") keyed by the trait rows, the
-scoring teacher and the code that scores.
+Scoring another teacher's completions is a cached step ("rescore") keyed by the paired rows,
+the scoring teacher and the code that scores.
 """
 
 from __future__ import annotations

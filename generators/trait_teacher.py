@@ -143,7 +143,7 @@ def initial_adapter_state(teacher_cfg) -> dict:
 def initial_adapter_digest(teacher_cfg) -> str:
     """The digest of that state as recorded when the adapter was trained: what a student's
     key holds of its start, known without reading and hashing the state again."""
-    record = _trained_with_initial_state(teacher_cfg) / "trait.json"
+    record = _trained_with_initial_state(teacher_cfg) / RECORD_FILE
     return json.loads(record.read_text())["init_digest"]
 
 

@@ -73,14 +73,15 @@ _PARSE_TRIES = 3
 def _parse(source: str):
     import ast
 
-    for attempt in range(_PARSE_TRIES):
+    for _ in range(_PARSE_TRIES - 1):
         try:
             with _PARSING:
                 return ast.parse(source)
         except SystemError as err:
-            if "recursion depth mismatch" not in str(err) or attempt == _PARSE_TRIES - 1:
+            if "recursion depth mismatch" not in str(err):
                 raise
-    raise AssertionError("unreachable")
+    with _PARSING:
+        return ast.parse(source)
 
 
 @cache
