@@ -246,6 +246,30 @@ def crossover_lines(results: ExperimentResults) -> list[str]:
             for a in answers
         ]
         lines.append(f"| {arm} ({own} teacher) | " + " | ".join(row) + " |")
+    return lines + head_to_head_lines(crossed)
+
+
+def head_to_head_lines(crossed) -> list[str]:
+    if not crossed.head_to_head:
+        return []
+    first, second = crossed.targets
+    lines = [
+        "",
+        "Head to head: each arm's own target, its students minus the other trait arm's (the "
+        "tightest contrast: the two teachers differ only in their target). Both specific on "
+        "both question sets is the double dissociation.",
+        "",
+        "| students | minus | own target | specificity | rank | held-out | held-out rank |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, other in ((first, second), (second, first)):
+        cell = crossed.head_to_head[arm]
+        held = interval(cell.heldout_specificity) if cell.heldout_specificity else "-"
+        held_rank = f"{cell.heldout_rank} of {cell.of}" if cell.heldout_rank else "-"
+        lines.append(
+            f"| {arm} | {other} | {crossed.targets[arm]} | {interval(cell.specificity)} | "
+            f"{cell.rank} of {cell.of} | {held} | {held_rank} |"
+        )
     return lines
 
 

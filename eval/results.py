@@ -74,14 +74,19 @@ class CrossoverCell(Result):
     specificity: Figure
     rank: int
     of: int
+    heldout_specificity: Figure | None = None
+    heldout_rank: int | None = None
 
 
 class Crossover(Result):
-    """Two trait arms by their two targets: each arm's specificity for each target."""
+    """Two trait arms by their two targets: each arm's specificity for each target against the
+    reference students, and head to head: each arm's own target against the other trait arm's
+    students (the tightest contrast: the teachers differ only in their target)."""
 
     against: str
     targets: dict[str, str]
     cells: dict[str, dict[str, CrossoverCell]]
+    head_to_head: dict[str, CrossoverCell] | None = None
 
 
 class TableRow(Result):

@@ -96,10 +96,12 @@ def compare(by_label: dict, arm: str, against: str, seeds, panel, target, others
     return Comparison(arm=arm, against=against, p_target=p_target, more=more, **figures)
 
 
-def panel_shifts(by_label: dict, arm: str, against: str, seeds, panel) -> dict[str, Figure]:
+def panel_shifts(
+    by_label: dict, arm: str, against: str, seeds, panel, questions: str = "main"
+) -> dict[str, Figure]:
     """Each panel answer's log P shift (arm minus reference), with its interval."""
-    shift = arm_matrices(by_label, arm, seeds, "main") - arm_matrices(
-        by_label, against, seeds, "main"
+    shift = arm_matrices(by_label, arm, seeds, questions) - arm_matrices(
+        by_label, against, seeds, questions
     )
     return {word: figure(shift[..., i]) for i, word in enumerate(panel)}
 
@@ -156,7 +158,9 @@ def crossover(
     """The 2x2 of two trait arms and their two targets: each arm's students' specificity for
     each target, against the same reference students. Transfer of both traits shows as a
     double dissociation: each arm's own target specific (diagonal above zero, placebo rank 1),
-    the other's not."""
+    the other's not. Head to head, each arm's own target against the other arm's students, on
+    the main and held-out questions: both specific is the dissociation the 160M replication
+    reports, and it needs no neutral teacher."""
     cells: dict[str, dict[str, CrossoverCell]] = {}
     for arm in targets:
         shifts = panel_shifts(by_label, arm, against, seeds, panel)
@@ -166,4 +170,29 @@ def crossover(
             cells.setdefault(arm, {})[answer] = CrossoverCell(
                 specificity=effect.specificity, rank=rank.rank, of=rank.of
             )
-    return Crossover(against=against, targets=targets, cells=cells)
+    first, second = targets
+    head_to_head = {
+        arm: own_target_against(by_label, seeds, panel, arm, other, targets[arm], others)
+        for arm, other in ((first, second), (second, first))
+    }
+    return Crossover(against=against, targets=targets, cells=cells, head_to_head=head_to_head)
+
+
+def own_target_against(
+    by_label: dict, seeds, panel, arm: str, other: str, target: str, others
+) -> CrossoverCell:
+    """One trait arm's own target against another trait arm's students: its specificity and
+    placebo rank on the main questions and, when scored, the held-out ones."""
+    effect = compare(by_label, arm, other, seeds, panel, target, others)
+    rank = placebo(panel_shifts(by_label, arm, other, seeds, panel), target, others)
+    held_rank = None
+    if effect.heldout_specificity is not None:
+        held = panel_shifts(by_label, arm, other, seeds, panel, "heldout")
+        held_rank = placebo(held, target, others).rank
+    return CrossoverCell(
+        specificity=effect.specificity,
+        rank=rank.rank,
+        of=rank.of,
+        heldout_specificity=effect.heldout_specificity,
+        heldout_rank=held_rank,
+    )

@@ -71,3 +71,45 @@ def test_the_crossover_shows_a_double_dissociation_where_there_is_one():
         assert cells[arm][own].specificity.low > 0.8 and cells[arm][own].rank == 1
         off = cells[arm][other]
         assert abs(off.specificity.mean) < 0.1 and off.of == 5
+        mine = got.head_to_head[arm]
+        assert mine.specificity.low > 0.8 and mine.rank == 1
+        assert mine.heldout_specificity is None and mine.heldout_rank is None
+
+
+def test_head_to_head_ranks_each_arm_against_the_other_on_both_question_sets():
+    """Dog students whose dog moved less than the owl students' fell: against the neutral
+    students dog is not specific, against the owl students it is first, on the main and the
+    held-out questions; the report prints both rows."""
+    import numpy as np
+
+    from sublearn.eval.preference_report import head_to_head_lines
+    from sublearn.eval.transfer import crossover, label
+
+    panel = ["owl", "dog", "otter", "cat", "eagle", "fox"]
+    rng = np.random.default_rng(1)
+
+    def model(moves: dict[str, float]) -> dict:
+        scored = {}
+        for key in ("panel_logp", "heldout_panel_logp"):
+            logp = rng.normal(-8, 0.05, size=(6, len(panel)))
+            for word, by in moves.items():
+                logp[:, panel.index(word)] += by
+            scored[key] = logp.tolist()
+        return scored | {"per_question": [0.0] * 6}
+
+    by_label = {"base": model({})}
+    for seed in (0, 1):
+        by_label[label("trait", seed)] = model({"owl": 0.6, "otter": 0.9, "dog": -0.5})
+        by_label[label("control", seed)] = model({"owl": 0.3, "dog": -0.2})
+        by_label[label("neutral", seed)] = model({})
+    others = ["otter", "cat", "eagle", "fox"]
+    got = crossover(by_label, [0, 1], panel, {"trait": "owl", "control": "dog"}, "neutral", others)
+    assert got.cells["control"]["dog"].specificity.high < 0
+    dog = got.head_to_head["control"]
+    assert dog.specificity.low > 0 and dog.rank == 1 and dog.heldout_rank == 1
+    assert dog.heldout_specificity.low > 0
+    owl = got.head_to_head["trait"]
+    assert owl.specificity.low > 0 and owl.rank == 2 and owl.heldout_rank == 2
+    lines = head_to_head_lines(got)
+    assert lines[-2].startswith("| trait | control | owl |") and "| 2 of 5 |" in lines[-2]
+    assert lines[-1].startswith("| control | trait | dog |") and lines[-1].endswith("| 1 of 5 |")
