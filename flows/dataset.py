@@ -60,6 +60,7 @@ PROMPTS, PROMPT_SET, RAW, KEPT, REJECTED, STATS, CONFIG, TEACHER = (
 )
 LINEAGE = "lineage.json"
 CONTROL_ROWS = "leak_control.parquet"
+LEAK_DIR = "leak-control"  # the control teacher's prompts and generation, linked: cache users
 SHARDS = "shards"
 
 
@@ -429,7 +430,9 @@ def with_leak_control_rows(
     completions for the same prompts, as the same cached steps the control dataset runs, so an
     experiment generates them once. The control dataset (``own``) uses its own: the same rows.
     The leak filter is calibrated on those that pass the kind's own filters, the rows it would
-    see, saved as ``leak_control.parquet``; the same rows give both datasets one threshold."""
+    see, saved as ``leak_control.parquet``; the same rows give both datasets one threshold.
+    The control's prompts and generation are linked into ``leak-control/``, so the cache counts
+    this run as their user and ``cache prune --unused`` keeps them."""
     leak = config.filters.leak
     if leak is None or leak.control not in (LEAK_CONTROL_OWN, LEAK_CONTROL_TEACHER):
         return config
@@ -438,7 +441,7 @@ def with_leak_control_rows(
         control = config.leak_control()
 
         def do(step: Step) -> tuple[dict, Path]:
-            return run_step(step, config.output_dir, plan, control.name, log)
+            return run_step(step, config.output_dir, plan, control.name, log, run_dir / LEAK_DIR)
 
         prompts, prompts_dir = do(PromptsStep(control))
         teacher_cfg = trait_teacher(control, plan, log)

@@ -101,6 +101,15 @@ def test_a_run_calibrates_the_leak_filter_on_the_control_teachers_own_completion
         ("leak-flow", "ran"),
         ("leak-flow-neutral", "ran"),
     ]
+    # the control's generation is linked into this run, so pruning unused entries keeps it
+    from sublearn.core.cache import entries, prune
+
+    linked = run_dir / "leak-control" / "raw.parquet"
+    store = [e for e in entries(owl.output_dir) if e.step == "generate"]
+    control_entry = next(e for e in store if (e.folder / "raw.parquet").samefile(linked))
+    assert run_dir.name in control_entry.users
+    removed, _ = prune(Path(owl.output_dir), None, dry_run=True)
+    assert control_entry.folder not in {e.folder for e in removed}
 
     # the experiment's neutral dataset: the same generation, reused; the same threshold
     control = dataset_flow(owl.neutral())
