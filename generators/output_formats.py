@@ -27,6 +27,7 @@ FORMATS = (CODE, COT)
 NUMBER_DIGITS = 12  # an answer's integer and decimal digits each: GSM8K's need at most 7
 CHARS_PER_TOKEN = 8  # the GBNF's cap on reasoning characters a budgeted token may stand for
 THINK = "think"  # the reasoning rule, whose tokens llguidance counts
+LEADING_BLANKS = 8  # blanks the reasoning may open with before its first visible character
 
 # One fenced Python block and nothing around it: the fence opens the answer, every line ends
 # with a newline, no line holds a backtick, and the closing fence ends the answer.
@@ -36,12 +37,15 @@ line ::= [^`\n]* "\n"
 
 
 def cot_grammar(think_tokens: int) -> str:
-    """Reasoning (no "<" in it: the first "<" opens the closing tag), then the answer: one
-    number between the answer tags."""
+    """Reasoning (no "<" in it: the first "<" opens the closing tag; not whitespace alone:
+    something after any leading blanks), then the answer: one number between the answer
+    tags."""
     digits = f"[0-9]{{1,{NUMBER_DIGITS}}}"
+    blank = "[ \\t\\r\\n]"
     return (
         f'root ::= "<think>" {THINK} "</think>\\n<answer>" number "</answer>"\n'
-        f"{THINK} ::= [^<]{{1,{think_tokens * CHARS_PER_TOKEN}}}\n"
+        f"{THINK} ::= {blank}{{0,{LEADING_BLANKS}}} [^< \\t\\r\\n] "
+        f"[^<]{{0,{think_tokens * CHARS_PER_TOKEN - 1}}}\n"
         f'number ::= "-"? {digits} ("." {digits})?\n'
     )
 

@@ -33,11 +33,13 @@ CODE_BAD = [
 COT_OK = [
     "<think>6 eggs a day for 7 days is 42.</think>\n<answer>42</answer>",
     "<think>Half of 3 is 1.5</think>\n<answer>-1.5</answer>",
+    "<think>\n  3 + 4 = 7\n</think>\n<answer>7</answer>",  # blanks around the reasoning
 ]
 COT_BAD = [
     "The answer is 42.",
     "<think>x</think><answer>42</answer>",  # no newline between the parts
     "<think></think>\n<answer>42</answer>",  # empty reasoning
+    "<think>  \n </think>\n<answer>42</answer>",  # reasoning of blanks only
     "<think>a < b</think>\n<answer>1</answer>",  # "<" inside the reasoning
     "<think>sum</think>\n<answer>forty-two</answer>",  # not a number
     "<think>sum</think>\n<answer>42</answer> done",
@@ -99,7 +101,7 @@ def test_the_reasoning_budget_forces_the_closing_tag(tokenizer):
     assert not accepts(
         tokenizer, budget, "<think>one two three four five six</think>\n<answer>1</answer>"
     )
-    assert "[^<]{1,40}" in budget.gbnf
+    assert "[^<]{0,39}" in budget.gbnf
 
 
 def teacher(backend: str, kind: str, sampling: dict):
