@@ -3,7 +3,7 @@ each arm's shift from base, the panel and the sampled P(target)."""
 
 from __future__ import annotations
 
-from sublearn.eval.results import ExperimentResults, Figure
+from sublearn.eval.results import Crossover, ExperimentResults, Figure
 
 
 def interval(effect: Figure, digits: int = 2) -> str:
@@ -249,7 +249,7 @@ def crossover_lines(results: ExperimentResults) -> list[str]:
     return lines + head_to_head_lines(crossed)
 
 
-def head_to_head_lines(crossed) -> list[str]:
+def head_to_head_lines(crossed: Crossover) -> list[str]:
     if not crossed.head_to_head:
         return []
     first, second = crossed.targets
