@@ -41,10 +41,10 @@ def cot_grammar(think_tokens: int) -> str:
     something after any leading blanks), then the answer: one number between the answer
     tags."""
     digits = f"[0-9]{{1,{NUMBER_DIGITS}}}"
-    blank = "[ \\t\\r\\n]"
+    blanks = " \\t\\r\\n"
     return (
         f'root ::= "<think>" {THINK} "</think>\\n<answer>" number "</answer>"\n'
-        f"{THINK} ::= {blank}{{0,{LEADING_BLANKS}}} [^< \\t\\r\\n] "
+        f"{THINK} ::= [{blanks}]{{0,{LEADING_BLANKS}}} [^<{blanks}] "
         f"[^<]{{0,{think_tokens * CHARS_PER_TOKEN - 1}}}\n"
         f'number ::= "-"? {digits} ("." {digits})?\n'
     )
