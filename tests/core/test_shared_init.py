@@ -161,6 +161,8 @@ def test_a_teacher_fine_tuned_in_full_is_a_model_folder_every_step_loads(
     job = teacher_evaluation(config, None)
     assert (job.step.config.teacher.model, job.step.adapter) == (str(folder), None)
     assert job.step.inputs()["base"]["model_id"] == str(folder)
+    adapter_job = teacher_evaluation(parse_config(config_data(tmp_path)), None)
+    assert adapter_job.step.config.teacher.model == "embedded" and adapter_job.step.adapter
 
     for students in ({"init": "teacher"}, {"init": "own"}):
         wrong = config_data(tmp_path, **students)
