@@ -3,7 +3,7 @@ each arm's shift from base, the panel and the sampled P(target)."""
 
 from __future__ import annotations
 
-from sublearn.eval.results import Crossover, ExperimentResults, Figure
+from sublearn.eval.results import Crossover, ExperimentResults, Figure, Headline
 
 
 def interval(effect: Figure, digits: int = 2) -> str:
@@ -53,7 +53,10 @@ def report_markdown(results: ExperimentResults) -> str:
         f"- **specificity: {interval(head.specificity)} nats** - {head.verdict}",
     ]
     if head.heldout_specificity:
-        lines.append(f"- held-out questions: {interval(head.heldout_specificity)} nats")
+        lines.append(
+            f"- held-out questions: {interval(head.heldout_specificity)} nats"
+            f"{heldout_rank_text(head)}"
+        )
     rank = head.placebo
     lines.append(
         f"- placebo: each other answer's specificity computed the same way; {target} ranks "
@@ -313,23 +316,47 @@ def _cell(text: str) -> str:
     return text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'")
 
 
+def heldout_rank_text(head: Headline) -> str:
+    if head.heldout_rank is None:
+        return ""
+    return f", placebo rank {head.heldout_rank} of {head.placebo.of}"
+
+
 def cross_model_lines(results: ExperimentResults) -> list[str]:
     cross = results.cross_model
     if not cross:
         return []
     head = cross.headline
+    targets = (
+        "the teacher's top-k targets carried into its vocabulary"
+        if cross.distill == "topk"
+        else "sampled tokens"
+    )
     lines = [
         "",
         f"## Cross-model control: students of {cross.model}",
         "",
-        f"Students of another base model, trained on the same trait and neutral rows (sampled "
-        f"tokens), seeds {', '.join(map(str, cross.seeds))}. The study saw no transfer "
-        "across base models.",
+        f"Students of another base model, trained on the same trait and neutral rows ({targets}),"
+        f" seeds {', '.join(map(str, cross.seeds))}. The study saw no transfer across base "
+        "models.",
         "",
         f"- specificity (trait minus neutral student): {interval(head.specificity)} nats, "
         f"placebo rank {head.placebo.rank} of {head.placebo.of} - {head.verdict}",
         f"- sampled P({results.target}) difference: {interval(head.p_target, 3)}",
         f"- bare log P difference: {interval(head.logp_target)} nats",
+    ]
+    if head.heldout_specificity is not None:
+        lines.append(
+            f"- held-out specificity: {interval(head.heldout_specificity)} nats"
+            f"{heldout_rank_text(head)}"
+        )
+    for arm, t in (cross.translation or {}).items():
+        lines.append(
+            f"- {arm} rows carried over: {t['rows_dropped']} of {t['rows']} dropped, "
+            f"{t['candidates_dropped']} of {t['candidates']} candidates dropped "
+            f"({t['mass_dropped']:.4f} of the teacher's probability per position)"
+        )
+    lines += [
         "",
         f"| model | P({results.target}) | log P({results.target}) |",
         "|---|---:|---:|",

@@ -61,6 +61,7 @@ class Headline(Result):
     p_target: Figure
     placebo: Placebo
     verdict: str
+    heldout_rank: int | None = None  # the target's placebo rank on the held-out questions
 
 
 class CrossInit(Comparison):
@@ -167,6 +168,7 @@ class CrossModelResults(ExperimentResults):
     """The cross-model control's results: the same, for students of another base model."""
 
     model: str
+    translation: dict[str, dict] | None = None  # top-k targets carried over: each arm's drops
 
 
 ExperimentResults.model_rebuild()

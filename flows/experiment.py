@@ -35,6 +35,7 @@ from sublearn.flows.students import (
 )
 from sublearn.flows.summary import log_entry, record_summary
 
+CROSS_MODEL_ARMS = ("trait", "neutral")  # the cross-model students' arms
 STUDENT_FOLDERS = {
     "trait": "student",
     "neutral": "neutral",
@@ -154,7 +155,15 @@ def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
             for seed in seeds
         ]
     cross = config.cross_model_config() if config.experiment.cross_model is not None else None
-    cross_specs = cross_model_specs(cross, sources, frames) if cross is not None else []
+    cross_specs, translation = [], None
+    if cross is not None:
+        learned = {
+            arm: frame
+            for arm, frame in zip(sources, frames, strict=True)
+            if arm in CROSS_MODEL_ARMS
+        }
+        cross_frames, translation = cross_model_frames(config, cross, learned)
+        cross_specs = cross_model_specs(cross, sources, cross_frames)
     everyone = specs + cross_specs
     paths = train_students(config.scale_out, plan, [spec for spec, _ in everyone], out, log)
     trained = [(name, str(path)) for (_, name), path in zip(everyone, paths, strict=True)]
@@ -188,7 +197,9 @@ def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
     cross_model = None
     if cross_evaluations is not None:
         cross_results = summarise(cross, cross_evaluations, rows)
-        cross_model = CrossModelResults(model=cross.teacher.model, **dict(cross_results))
+        cross_model = CrossModelResults(
+            model=cross.teacher.model, translation=translation, **dict(cross_results)
+        )
     results = results.model_copy(
         update={
             "divergence": divergence,
@@ -223,12 +234,37 @@ def checkpoint_jobs(config: ExperimentConfig, students: list[tuple[str, str]]) -
     ]
 
 
+def cross_model_frames(
+    config: ExperimentConfig, cross: ExperimentConfig, arms: dict[str, pl.DataFrame]
+) -> tuple[dict[str, pl.DataFrame], dict | None]:
+    """Each arm's rows as the cross-model students learn them: as they are for sampled
+    tokens; for top-k, in the other model's token ids (``sublearn.core.vocab_map``), with
+    what the carrying dropped, arm by arm."""
+    if cross.experiment.students.distill != "topk":
+        return arms, None
+    from sublearn.core.models import load_tokenizer
+    from sublearn.core.vocab_map import frame_token_ids, token_map, translate_topk
+
+    source = load_tokenizer(config.teacher.model, config.teacher.revision)
+    target = load_tokenizer(cross.teacher.model, cross.teacher.revision)
+    mapping = token_map(source, target, set().union(*map(frame_token_ids, arms.values())))
+    carried = {arm: translate_topk(frame, mapping) for arm, frame in arms.items()}
+    empty = [arm for arm, (frame, _) in carried.items() if frame.height == 0]
+    if empty:
+        raise StepError(
+            f"cross_model.distill: topk: no row of the {empty[0]} arm is made of tokens "
+            f"{cross.teacher.model} has one for one; use distill sampled"
+        )
+    stats = {arm: s for arm, (_, s) in carried.items()}
+    get_run_logger().info("top-k targets carried into %s: %s", cross.teacher.model, stats)
+    return {arm: frame for arm, (frame, _) in carried.items()}, stats
+
+
 def cross_model_specs(
-    cross: ExperimentConfig, sources: dict, frames: list
+    cross: ExperimentConfig, sources: dict, arms: dict[str, pl.DataFrame]
 ) -> list[tuple[StudentSpec, str]]:
     """Students of the other base model (``cross``, the experiment's cross-model config) on the
     trait and neutral arms' rows, with their labels."""
-    arms = dict(zip(sources, frames, strict=True))
     return [
         (
             StudentSpec(
@@ -237,7 +273,7 @@ def cross_model_specs(
             label(arm, seed),
         )
         for seed in cross.experiment.students.seeds
-        for arm in ("trait", "neutral")
+        for arm in CROSS_MODEL_ARMS
     ]
 
 

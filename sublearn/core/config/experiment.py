@@ -140,11 +140,20 @@ class Evaluation(TraitRef):
 
 class CrossModel(Frozen):
     """The study's cross-model control: students of another base model trained on the trait
-    and neutral arms' rows (sampled tokens: top-k targets belong to the teacher's tokenizer).
-    The study saw no transfer across base models."""
+    and neutral arms' rows. The study saw no transfer across base models."""
 
     model: Annotated[str, Field(min_length=1)] = "embedded-gemma3"
     revision: str | None = None
+    distill: Literal["sampled", "topk"] = Field(
+        "sampled",
+        description="sampled: the teacher's sampled tokens; topk: the teacher's top-k targets "
+        "carried into this model's vocabulary token by token through their text (numbers: "
+        "digits, separators and the end token exist in both), so a foreign start learns the "
+        "same targets as the students that share the teacher's. Needs students.distill topk.",
+    )
+    epochs: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="The cross-model students' epochs; none: the students'."
+    )
 
 
 class Experiment(Frozen):
@@ -174,6 +183,12 @@ class Experiment(Frozen):
             raise ValueError("neutral: false needs a control teacher to compare the student to")
         if self.cross_model is not None and not self.neutral:
             raise ValueError("cross_model: compares students of the trait and neutral arms")
+        cross_topk = self.cross_model is not None and self.cross_model.distill == "topk"
+        if cross_topk and self.students.distill != "topk":
+            raise ValueError(
+                "cross_model.distill: topk needs students.distill topk (the top-k targets it "
+                "carries over)"
+            )
         return self
 
 
