@@ -297,11 +297,14 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     results = outcome["results"].cross_model.model_dump(mode="json")
     assert results["model"] == "embedded-gemma3" and results["headline"]["against"] == "neutral"
     assert results["distill"] == "topk"
-    # number rows are digits, separators and the end token, one token each in both vocabularies
+    # number rows are digits, separators and the end token, one token each in both vocabularies;
+    # what Gemma splits (runs of blanks the numbers mask allows) is dropped and counted
     carried = results["translation"]
     assert set(carried) == {"trait", "neutral"}  # the arms Gemma's students learn
-    assert all(c["rows_dropped"] == c["candidates_dropped"] == 0 for c in carried.values())
-    assert all(c["candidates"] > 0 for c in carried.values())
+    for arm in carried.values():
+        assert arm["rows_dropped"] < arm["rows"] and arm["candidates"] > 0
+        assert 0 <= arm["mass_dropped"] < 0.5
+    print(carried)
     folder = cross.experiment_dir() / "cross-student-seed0"
     lineage = json.loads((folder / "lineage.json").read_text())
     assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
@@ -313,7 +316,10 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     report = outcome_report(outcome)
     assert "Cross-model control: students of embedded-gemma3" in report
     assert "top-k targets carried into its vocabulary" in report
-    assert f"- trait rows carried over: 0 of {carried['trait']['rows']} dropped" in report
+    trait = carried["trait"]
+    assert (
+        f"- trait rows carried over: {trait['rows_dropped']} of {trait['rows']} dropped" in report
+    )
 
 
 def outcome_report(outcome: dict) -> str:
