@@ -303,8 +303,7 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     assert set(carried) == {"trait", "neutral"}  # the arms Gemma's students learn
     for arm in carried.values():
         assert arm["rows_dropped"] < arm["rows"] and arm["candidates"] > 0
-        assert 0 <= arm["mass_dropped"] < 0.5
-    print(carried)
+        assert 0 <= arm["mass_dropped"] < 0.05  # measured: 0.001-0.002
     folder = cross.experiment_dir() / "cross-student-seed0"
     lineage = json.loads((folder / "lineage.json").read_text())
     assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
