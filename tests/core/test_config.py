@@ -122,6 +122,21 @@ def test_experiment_arms():
         )
     with pytest.raises(ConfigError, match="panel.: needs at least 4 distinct"):
         parse_config(experiment({"evaluation": {"target": "owl", "panel": ["owl", "cat"]}}))
+    # the cross-model students: sampled tokens by default, or the students' top-k carried over
+    cross = parse_config(experiment({"cross_model": {}})).cross_model_config()
+    assert cross.experiment.students.distill == "sampled" and cross.teacher.trait is None
+    topk = {"distill": "topk", "epochs": 2}
+    with pytest.raises(ConfigError, match="cross_model.distill: topk needs students.distill topk"):
+        parse_config(experiment({"cross_model": {"distill": "topk"}}))
+    carried = parse_config(
+        {
+            **experiment({"cross_model": {"distill": "topk", "epochs": 1}, "students": topk}),
+            "dataset": {"teacher_topk": 5},
+        }
+    )
+    students = carried.cross_model_config().student_training()
+    assert (students.distill, students.epochs, students.init) == ("topk", 1, "own")
+    assert carried.student_training().epochs == 2
 
 
 def test_grid_cells():
