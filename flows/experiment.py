@@ -36,6 +36,7 @@ from sublearn.flows.students import (
 from sublearn.flows.summary import log_entry, record_summary
 
 CROSS_MODEL_ARMS = ("trait", "neutral")  # the cross-model students' arms
+VOCAB_MAP = "sublearn.core.vocab_map"  # carries top-k targets into another vocabulary
 STUDENT_FOLDERS = {
     "trait": "student",
     "neutral": "neutral",
@@ -163,7 +164,7 @@ def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
             if arm in CROSS_MODEL_ARMS
         }
         cross_frames, translation = cross_model_frames(config, cross, learned)
-        cross_specs = cross_model_specs(cross, sources, cross_frames)
+        cross_specs = cross_model_specs(cross, sources, cross_frames, translation is not None)
     everyone = specs + cross_specs
     paths = train_students(config.scale_out, plan, [spec for spec, _ in everyone], out, log)
     trained = [(name, str(path)) for (_, name), path in zip(everyone, paths, strict=True)]
@@ -196,7 +197,8 @@ def run_experiment(config: ExperimentConfig, plan: StepPlan) -> dict:
     results = summarise(config, evaluations, rows)
     cross_model = None
     if cross_evaluations is not None:
-        cross_results = summarise(cross, cross_evaluations, rows)
+        cross_rows = min(frame.height for frame in cross_frames.values())
+        cross_results = summarise(cross, cross_evaluations, cross_rows)
         cross_model = CrossModelResults(
             model=cross.teacher.model, translation=translation, **dict(cross_results)
         )
@@ -261,14 +263,24 @@ def cross_model_frames(
 
 
 def cross_model_specs(
-    cross: ExperimentConfig, sources: dict, arms: dict[str, pl.DataFrame]
+    cross: ExperimentConfig, sources: dict, arms: dict[str, pl.DataFrame], carried: bool
 ) -> list[tuple[StudentSpec, str]]:
     """Students of the other base model (``cross``, the experiment's cross-model config) on the
-    trait and neutral arms' rows, with their labels."""
+    trait and neutral arms' rows, with their labels. Rows ``carried`` into its vocabulary name
+    the carrying's code in their source, so the students' key and lineage follow it."""
+    tag = {}
+    if carried:
+        from sublearn.core.steps import code_digest
+
+        tag = {"carried": {"into": cross.teacher.model, "code": code_digest([VOCAB_MAP])}}
     return [
         (
             StudentSpec(
-                cross, f"cross-{STUDENT_FOLDERS[arm]}-seed{seed}", arms[arm], sources[arm][1], seed
+                cross,
+                f"cross-{STUDENT_FOLDERS[arm]}-seed{seed}",
+                arms[arm],
+                {**sources[arm][1], **tag},
+                seed,
             ),
             label(arm, seed),
         )

@@ -308,6 +308,11 @@ def test_cross_model_students_learn_the_same_rows_on_another_base(tiny_experimen
     lineage = json.loads((folder / "lineage.json").read_text())
     assert lineage["base_model"]["model_id"].startswith("google/gemma-3-270m")
     assert lineage["distill"] == "topk"
+    # the carrying's code is in the rows' source: editing it retrains these students
+    assert lineage["dataset"]["carried"]["into"] == "embedded-gemma3"
+    assert len(lineage["dataset"]["carried"]["code"]) == 64
+    kept = min(c["rows"] - c["rows_dropped"] for c in carried.values())
+    assert results["rows_per_student"] == kept
     # Gemma's log P differs from SmolLM2's for the same questions: another model answered
     main = {e["label"]: e for e in outcome["results"].evaluations}
     other = {e["label"]: e for e in results["evaluations"]}
