@@ -185,14 +185,21 @@ def own_target_against(
     placebo rank on the main questions and, when scored, the held-out ones."""
     effect = compare(by_label, arm, other, seeds, panel, target, others)
     rank = placebo(panel_shifts(by_label, arm, other, seeds, panel), target, others)
-    held_rank = None
-    if effect.heldout_specificity is not None:
-        held = panel_shifts(by_label, arm, other, seeds, panel, "heldout")
-        held_rank = placebo(held, target, others).rank
     return CrossoverCell(
         specificity=effect.specificity,
         rank=rank.rank,
         of=rank.of,
         heldout_specificity=effect.heldout_specificity,
-        heldout_rank=held_rank,
+        heldout_rank=heldout_rank(by_label, seeds, panel, effect, target, others),
     )
+
+
+def heldout_rank(
+    by_label: dict, seeds, panel, effect: Comparison, target: str, others
+) -> int | None:
+    """The target's placebo rank on the held-out questions for ``effect``'s arm against its
+    reference; none when the held-out questions were not scored."""
+    if effect.heldout_specificity is None:
+        return None
+    held = panel_shifts(by_label, effect.arm, effect.against, seeds, panel, "heldout")
+    return placebo(held, target, others).rank

@@ -29,6 +29,7 @@ from sublearn.eval.transfer import (
     ARMS,
     compare,
     crossover,
+    heldout_rank,
     label,
     panel_shifts,
     placebo,
@@ -54,10 +55,6 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
     headline = comparisons[0]
     shifts = panel_shifts(by_label, "trait", headline.against, seeds, panel)
     rank = placebo(shifts, target, others)
-    heldout_rank = None
-    if headline.heldout_specificity is not None:
-        held = panel_shifts(by_label, "trait", headline.against, seeds, panel, "heldout")
-        heldout_rank = placebo(held, target, others).rank
     forms = {w: form_of(w, t) for w, t in first_tokens(config, [target, *others]).items()}
     cross_init = None
     if "crossinit" in arms:
@@ -109,7 +106,7 @@ def summarise(config: ExperimentConfig, evaluations: list[dict], rows: int) -> E
             p_target=headline.p_target,
             placebo=rank,
             verdict=verdict(headline.specificity, rank),
-            heldout_rank=heldout_rank,
+            heldout_rank=heldout_rank(by_label, seeds, panel, headline, target, others),
         ),
         cross_init=cross_init,
         crossover=crossed,
